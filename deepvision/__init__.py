@@ -1,0 +1,37 @@
+"""deepvision-toolkit: vision models and blocks that are identical in TensorFlow/Keras and PyTorch.
+
+``import deepvision`` is light: it imports neither TensorFlow nor PyTorch. A framework is imported
+the first time a model, block or conversion of that backend is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.2.0"
+
+_SUBMODULES = ("layers", "models", "evaluation", "datasets", "training", "importers", "adapters", "backend",
+               "registry", "portable", "parity", "convert", "onnx_export", "cli")
+_FUNCTIONS = {
+    "save_portable": "deepvision.portable",
+    "load_portable": "deepvision.portable",
+    "check_parity": "deepvision.parity",
+    "convert": "deepvision.convert",
+    "export_onnx": "deepvision.onnx_export",
+}
+
+__all__ = ["__version__", *_SUBMODULES, *_FUNCTIONS]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy attributes keep `import deepvision` fast and framework-free.
+    if name in _FUNCTIONS:
+        return getattr(importlib.import_module(_FUNCTIONS[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"deepvision.{name}")
+    raise AttributeError(f"module 'deepvision' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,3 @@
+from deepvision.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""The ``deepvision`` command: inspect, convert, verify, list-models, demo.
+
+Bad input ends with one clear line on stderr and a non-zero exit code, never a traceback
+(``--debug`` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    # Framework-free: interchange and the checked-in schemas only.
+    import interchange
+
+    with interchange.open_checkpoint(args.file, allow_foreign=True) as ckpt:
+        count = ckpt.num_parameters()
+        info = {
+            "file": str(args.file),
+            "format": ckpt.raw_metadata.get("format", "foreign safetensors (no deepvision metadata)"),
+            "format_version": ckpt.raw_metadata.get("format_version"),
+            "architecture": ckpt.architecture,
+            "schema": ckpt.raw_metadata.get("schema"),
+            "source_backend": ckpt.raw_metadata.get("source_backend"),
+            "dtype": ckpt.raw_metadata.get("dtype") or sorted({ckpt.dtype(n) for n in ckpt.names}),
+            "tensors": len(ckpt.names),
+            "parameters": count,
+            "config": ckpt.config,
+        }
+        schema_line = "no schema (foreign file)"
+        schema_ok = True
+        if ckpt.architecture:
+            try:
+                schema = interchange.load_schema(ckpt.architecture, ckpt.schema_version)
+            except interchange.UnknownArchitectureError as err:
+                schema_line, schema_ok = f"unknown architecture: {err}", False
+            else:
+                report = interchange.validate(ckpt, schema, config=ckpt.config or {})
+                schema_ok = report.ok
+                schema_line = f"{schema.architecture}@{schema.version}: " + ("OK" if report.ok else f"MISMATCH\n{report}")
+        info["schema_check"] = schema_line
+    if args.json:
+        print(json.dumps(info, indent=1, default=str))
+    else:
+        width = max(len(k) for k in info)
+        for key, value in info.items():
+            if key == "config":
+                value = json.dumps(value, sort_keys=True)
+            elif key == "parameters":
+                value = f"{value:,}"
+            print(f"{key:<{width}}  {value}")
+    return 0 if schema_ok else 1
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from deepvision.convert import convert
+
+    out = convert(args.src, args.dst, src_format=args.src_format, dst_format=args.dst_format,
+                  architecture=args.architecture, config=args.config, dtype=args.dtype, num_heads=args.num_heads)
+    print(f"wrote {out}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from deepvision.parity import check_parity
+    from deepvision.portable import load_portable
+
+    model = load_portable(args.file, backend="tensorflow")
+    report = check_parity(model, load_portable(args.file, backend="pytorch"), rtol=args.rtol)
+    print(report)
+    return 0 if report.ok else 1
+
+
+def _list_models(args: argparse.Namespace) -> int:
+    from deepvision.registry import get_architecture, list_architectures
+
+    for name in list_architectures(args.pattern, kind="block" if args.blocks else "model"):
+        arch = get_architecture(name)
+        print(f"{name:<24} {arch.family:<16} schema {arch.schema}")
+    return 0
+
+
+def _demo(argv: list[str]) -> int:
+    from deepvision.demo import main as demo_main
+
+    return demo_main(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deepvision", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("inspect", help="show a checkpoint's metadata, schema check and size (no framework needed)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_inspect)
+
+    p = sub.add_parser("convert", help="convert between portable, Keras, PyTorch, keras.applications, timm, ONNX")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--from", dest="src_format", help="source format (default: from the file)")
+    p.add_argument("--to", dest="dst_format", help="destination format (default: from the name)")
+    p.add_argument("--architecture", help="e.g. ResNet50V2, for files that do not record it")
+    p.add_argument("--config", help="backend-neutral config as JSON text or a JSON file")
+    p.add_argument("--dtype", choices=["float32", "float16", "bfloat16", "float64"])
+    p.add_argument("--num-heads", type=int, help="attention heads, for timm files that do not record them")
+    p.set_defaults(func=_convert)
+
+    p = sub.add_parser("verify", help="load a checkpoint in both backends and compare their outputs")
+    p.add_argument("file", type=Path)
+    p.add_argument("--rtol", type=float, default=1e-4)
+    p.set_defaults(func=_verify)
+
+    p = sub.add_parser("list-models", help="list registered models (or blocks)")
+    p.add_argument("pattern", nargs="?", default="*")
+    p.add_argument("--blocks", action="store_true")
+    p.set_defaults(func=_list_models)
+
+    sub.add_parser("demo", help="train in one backend, hand off to the other (see `deepvision demo --help`)",
+                   add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    if debug:
+        argv.remove("--debug")
+    if argv and argv[0] == "demo":
+        return _demo(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # one clear line for the user; --debug for the traceback
+        if debug:
+            raise
+        message = str(err).strip() or type(err).__name__
+        if isinstance(err, KeyError) and err.args:
+            message = str(err.args[0])
+        message = "; ".join(line.strip() for line in message.splitlines() if line.strip())
+        print(f"deepvision: error: {message}", file=sys.stderr)
+        return 2

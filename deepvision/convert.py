@@ -1,0 +1,255 @@
+"""``deepvision.convert``: any supported weight file -> canonical checkpoint -> any supported file.
+
+Formats (detected from the file name and, for ``.safetensors``, the metadata):
+
+==================== ================================== =========================================
+format               files                              notes
+==================== ================================== =========================================
+portable             ``.safetensors`` with our metadata the canonical checkpoint
+keras                ``.weights.h5``, ``.keras``, ``.h5`` a deepvision Keras model's files
+pytorch              ``.pt``, ``.pth``, ``.bin``        a deepvision PyTorch ``state_dict``
+lightning            ``.ckpt``                          a Lightning checkpoint (``state_dict`` key)
+keras-applications   ``.h5``, ``.weights.h5``, model    keras.applications ResNetV2/EfficientNetV2
+timm                 ``.safetensors``, ``.pth``, ``.bin`` a timm ViT ``state_dict``
+onnx                 ``.onnx`` (destination only)       through PyTorch, verified with onnxruntime
+==================== ================================== =========================================
+
+Files without our metadata (Keras weights, state_dicts) need ``architecture`` and, unless the
+defaults fit, ``config``. Every conversion goes through a canonical checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import interchange
+from deepvision.io_utils import atomic_output, full_suffix
+
+FORMATS = ("portable", "keras", "pytorch", "lightning", "keras-applications", "timm", "onnx")
+_ALIASES = {"safetensors": "portable", "canonical": "portable", "tensorflow": "keras", "tf": "keras",
+            "torch": "pytorch", "pt": "pytorch", "ckpt": "lightning", "keras_applications": "keras-applications"}
+
+
+class ConversionError(ValueError):
+    """A conversion cannot be done as asked; the message says what to pass instead."""
+
+
+def normalize_format(name: str | None) -> str | None:
+    if name is None:
+        return None
+    name = _ALIASES.get(name.lower(), name.lower())
+    if name not in FORMATS:
+        raise ConversionError(f"Unknown format {name!r}. Valid: {', '.join(FORMATS)}.")
+    return name
+
+
+def detect_format(path: str | os.PathLike, *, destination: bool = False) -> str:
+    """Guess a file's format from its name (and, for an existing ``.safetensors``, its metadata)."""
+    suffix = full_suffix(path)
+    if suffix == ".safetensors":
+        if destination or not Path(path).exists():
+            return "portable"
+        meta = interchange.read_metadata(path, allow_foreign=True)
+        if meta.get("format") == interchange.FORMAT_NAME:
+            return "portable"
+        with interchange.open_checkpoint(path, allow_foreign=True, verify=False) as ckpt:
+            names = set(ckpt.names)
+        if "patch_embed.proj.weight" in names:
+            return "timm"
+        raise interchange.ForeignCheckpointError(
+            f"{path} is a safetensors file without deepvision metadata. Import it with "
+            "--from timm (timm ViT) or give --from and --architecture."
+        )
+    by_suffix = {".weights.h5": "keras", ".keras": "keras", ".h5": "keras", ".pt": "pytorch",
+                 ".pth": "pytorch", ".bin": "pytorch", ".ckpt": "lightning", ".onnx": "onnx"}
+    if suffix not in by_suffix:
+        raise ConversionError(f"Cannot tell the format of {path} from its name; pass src_format/dst_format.")
+    return by_suffix[suffix]
+
+
+def _parse_config(config: dict | str | None) -> dict[str, Any]:
+    if config is None:
+        return {}
+    if isinstance(config, str):
+        text = Path(config).read_text() if Path(config).is_file() else config
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConversionError(f"--config must be JSON (or a JSON file): {err}") from err
+    return dict(config)
+
+
+def _need_architecture(architecture: str | None, src: Any, fmt: str) -> str:
+    if architecture is None:
+        raise ConversionError(
+            f"{src} ({fmt}) does not say which architecture it holds: pass architecture= "
+            "(CLI: --architecture ResNet50V2) and, if not the defaults, config= (CLI: --config JSON)."
+        )
+    from deepvision.registry import get_architecture
+
+    return get_architecture(architecture).name
+
+
+def _torch_state_dict(path: str | os.PathLike) -> tuple[dict, dict]:
+    """A state_dict and any deepvision metadata from a .pt/.pth/.bin/.ckpt file (never unpickles objects)."""
+    from deepvision.backend import require_pytorch
+
+    torch = require_pytorch()
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ConversionError(
+            f"{path} is not a PyTorch tensor file that loads with weights_only=True ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}). Save plain state_dicts (torch.save(model.state_dict(), ...))."
+        ) from err
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        return obj["state_dict"], dict(obj.get("deepvision") or {})
+    if not isinstance(obj, dict):
+        raise ConversionError(f"{path} holds a {type(obj).__name__}, not a state_dict.")
+    return obj, {}
+
+
+def to_canonical(src: Any, fmt: str, out: Path, *, architecture: str | None, config: dict, dtype: str | None,
+                 num_heads: int | None = None) -> Path:
+    """Write ``src`` (of format ``fmt``) as a canonical checkpoint at ``out``."""
+    from deepvision.portable import save_portable
+    from deepvision.registry import build_from_neutral_config
+
+    if fmt == "portable":
+        return src if dtype is None else recast(src, out, dtype)
+    if fmt == "keras-applications":
+        from deepvision.importers.keras_applications import import_keras_application
+
+        return import_keras_application(src, _need_architecture(architecture, src, fmt), out, config=config or None)
+    if fmt == "timm":
+        from deepvision.importers.timm import import_timm
+
+        return Path(import_timm(src, out, num_heads=num_heads))
+    if fmt == "keras":
+        from deepvision.models.keras_io import load_keras_model
+
+        suffix = full_suffix(src)
+        if suffix == ".weights.h5":
+            name = _need_architecture(architecture, src, fmt)
+            model = build_from_neutral_config(name, config, "tensorflow")
+            model.load_weights(str(src))
+        else:
+            model = load_keras_model(src)
+        return save_portable(model, out, dtype=dtype)
+    if fmt in ("pytorch", "lightning"):
+        state_dict, meta = _torch_state_dict(src)
+        name = _need_architecture(architecture or meta.get("architecture"), src, fmt)
+        model = build_from_neutral_config(name, {**meta.get("config", {}), **config}, "pytorch")
+        result = model.load_state_dict(state_dict, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            raise ConversionError(
+                f"{src} does not fit {name} with config {config}: missing {result.missing_keys[:5]}, "
+                f"unexpected {result.unexpected_keys[:5]}. Check --architecture and --config."
+            )
+        return save_portable(model, out, dtype=dtype)
+    raise ConversionError(f"Cannot read {fmt!r} files.")
+
+
+def recast(src: str | os.PathLike, dst: str | os.PathLike, dtype: str) -> Path:
+    """Copy a canonical checkpoint with its floating-point tensors cast to ``dtype`` (no framework needed)."""
+    import ml_dtypes
+    import numpy as np
+
+    target = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+    with interchange.open_checkpoint(src) as ckpt:
+        def entry(name: str) -> interchange.TensorEntry:
+            floating = ckpt.dtype(name) in ("float16", "bfloat16", "float32", "float64")
+            return interchange.TensorEntry(
+                name, tuple(ckpt.shape(name)), dtype if floating else ckpt.dtype(name),
+                lambda: ckpt.get(name).astype(target) if floating else ckpt.get(name),
+            )
+
+        meta = {**ckpt.raw_metadata, "dtype": dtype}
+        interchange.write_checkpoint(dst, [entry(n) for n in ckpt.names], meta)
+    return Path(dst)
+
+
+def from_canonical(canonical: Path, dst: str | os.PathLike, fmt: str, **onnx_options: Any) -> Path:
+    """Write the canonical checkpoint ``canonical`` as ``dst`` in format ``fmt``."""
+    from deepvision.portable import load_portable
+
+    dst = Path(dst)
+    if fmt == "portable":
+        with atomic_output(dst) as tmp:
+            tmp.write_bytes(Path(canonical).read_bytes())
+        return dst
+    if fmt == "keras-applications":
+        from deepvision.importers.keras_applications import export_keras_application
+
+        return export_keras_application(canonical, dst)
+    if fmt == "timm":
+        from deepvision.importers.timm import export_timm
+
+        return Path(export_timm(canonical, dst))
+    if fmt == "onnx":
+        from deepvision.onnx_export import export_onnx
+
+        return Path(export_onnx(canonical, dst, **onnx_options))
+    if fmt == "keras":
+        model = load_portable(canonical, backend="tensorflow")
+        with atomic_output(dst) as tmp:
+            (model.save_weights if full_suffix(dst) == ".weights.h5" else model.save)(tmp)
+        return dst
+    if fmt in ("pytorch", "lightning"):
+        import torch
+
+        model = load_portable(canonical, backend="pytorch")
+        with interchange.open_checkpoint(canonical, verify=False) as ckpt:
+            meta = {"architecture": ckpt.architecture, "config": ckpt.config}
+        payload: Any = model.state_dict()
+        if fmt == "lightning":
+            payload = {"state_dict": payload, "deepvision": meta}
+        with atomic_output(dst) as tmp:
+            torch.save(payload, tmp)
+        return dst
+    raise ConversionError(f"Cannot write {fmt!r} files.")
+
+
+def convert(
+    src: Any,
+    dst: str | os.PathLike,
+    *,
+    src_format: str | None = None,
+    dst_format: str | None = None,
+    architecture: str | None = None,
+    config: dict | str | None = None,
+    dtype: str | None = None,
+    num_heads: int | None = None,
+    **onnx_options: Any,
+) -> Path:
+    """Convert a weight file (or a keras.applications model object) into another format.
+
+    Args:
+        src: source file, or a keras.applications model object with ``src_format="keras-applications"``.
+        dst: destination file; written atomically.
+        src_format, dst_format: one of :data:`FORMATS` (aliases allowed); detected from names when omitted.
+        architecture: deepvision architecture name, for sources that do not record it.
+        config: backend-neutral config (dict, JSON text or JSON file) for such sources.
+        dtype: cast floating-point tensors of the canonical checkpoint (``"float16"``, ...).
+        num_heads: for timm imports whose file does not record it.
+
+    Returns:
+        ``Path(dst)``.
+    """
+    src_format = normalize_format(src_format) or detect_format(src)
+    dst_format = normalize_format(dst_format) or detect_format(dst, destination=True)
+    if src_format == "onnx":
+        raise ConversionError("ONNX files are a destination only: convert from the portable checkpoint instead.")
+    if not isinstance(src, (str, os.PathLike)) and src_format != "keras-applications":
+        raise ConversionError("Only keras.applications sources may be model objects; pass a file path.")
+    if isinstance(src, (str, os.PathLike)) and not Path(src).exists():
+        raise FileNotFoundError(f"{src} does not exist.")
+    parsed = _parse_config(config)
+    with tempfile.TemporaryDirectory(prefix="deepvision-convert-") as tmpdir:
+        canonical = to_canonical(src, src_format, Path(tmpdir) / "canonical.safetensors",
+                                 architecture=architecture, config=parsed, dtype=dtype, num_heads=num_heads)
+        return from_canonical(canonical, dst, dst_format, **onnx_options)

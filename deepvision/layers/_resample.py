@@ -1,0 +1,171 @@
+"""Position-embedding resampling in pure numpy, identical for both backends.
+
+timm's ``resample_abs_pos_embed`` resizes the patch part of a ViT position embedding with
+``F.interpolate(mode="bicubic", antialias=True, align_corners=False)``. PyTorch's and TensorFlow's
+bicubic kernels disagree (by 0.36 without antialias), so deepvision does the resampling once, here,
+in numpy: the same numbers whichever backend loads the checkpoint, and no framework needed.
+
+The resampler follows PyTorch's separable antialiased kernel (the PIL algorithm): a Keys cubic
+filter with ``a = -0.5`` whose support widens by the scale factor when downsampling, weights
+normalised per output pixel, the width pass first and the height pass second, float32 arithmetic.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger("deepvision")
+
+_CUBIC_A = np.float32(-0.5)  # PyTorch uses -0.5 (PIL's value) when antialias=True, -0.75 otherwise.
+
+
+def _cubic(x: np.ndarray) -> np.ndarray:
+    """Keys cubic convolution kernel with a = -0.5, evaluated in float32."""
+    a = _CUBIC_A
+    x = np.abs(x.astype(np.float32))
+    near = ((a + np.float32(2)) * x - (a + np.float32(3))) * x * x + np.float32(1)
+    far = ((a * x - np.float32(5) * a) * x + np.float32(8) * a) * x - np.float32(4) * a
+    return np.where(x < 1, near, np.where(x < 2, far, np.float32(0))).astype(np.float32)
+
+
+def antialias_bicubic_weights(in_size: int, out_size: int) -> np.ndarray:
+    """The (out_size, in_size) float32 matrix that resamples one axis like PyTorch's antialiased bicubic.
+
+    ``align_corners=False`` and no explicit scale factor, as timm calls ``F.interpolate``.
+    """
+    scale = np.float32(in_size) / np.float32(out_size)
+    support = np.float32(2.0) * scale if scale >= 1.0 else np.float32(2.0)
+    invscale = np.float32(1.0) / scale if scale >= 1.0 else np.float32(1.0)
+    matrix = np.zeros((out_size, in_size), dtype=np.float32)
+    for i in range(out_size):
+        center = scale * np.float32(i + 0.5)
+        # C++ truncation toward zero, then clamped to the input range.
+        xmin = max(int(float(center - support) + 0.5), 0)
+        xsize = min(int(float(center + support) + 0.5), in_size) - xmin
+        taps = np.arange(xsize, dtype=np.int64)
+        # PyTorch computes the filter argument in double and hands it to the float filter.
+        arg = ((taps + xmin - float(center) + 0.5) * float(invscale)).astype(np.float32)
+        w = _cubic(arg)
+        total = np.float32(0)
+        for value in w:
+            total = np.float32(total + value)
+        if total != 0:
+            w = (w / total).astype(np.float32)
+        matrix[i, xmin:xmin + xsize] = w
+    return matrix
+
+
+def _resample_axis(x: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
+    """Apply ``weights`` (out, in) along ``axis`` of a float32 array, accumulating in float32 tap by tap."""
+    x = np.moveaxis(x, axis, 0)
+    out = np.zeros((weights.shape[0], *x.shape[1:]), dtype=np.float32)
+    for i, row in enumerate(weights):
+        taps = np.nonzero(row)[0]
+        if taps.size == 0:
+            continue
+        first, last = taps[0], taps[-1] + 1
+        acc = x[first] * row[first]
+        for j in range(first + 1, last):
+            acc = acc + x[j] * row[j]
+        out[i] = acc
+    return np.moveaxis(out, 0, axis)
+
+
+def resize_bicubic_antialias(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """Resize a channels-last float array (H, W, C) to ``size`` = (new_h, new_w).
+
+    Equals ``F.interpolate(nchw, size, mode="bicubic", antialias=True, align_corners=False)`` (to float32
+    rounding). An axis whose size does not change is left alone, as PyTorch does.
+    """
+    new_h, new_w = (int(s) for s in size)
+    out = np.asarray(image, dtype=np.float32)
+    if out.shape[1] != new_w:
+        out = _resample_axis(out, antialias_bicubic_weights(out.shape[1], new_w), axis=1)
+    if out.shape[0] != new_h:
+        out = _resample_axis(out, antialias_bicubic_weights(out.shape[0], new_h), axis=0)
+    return out
+
+
+def resample_position_embedding(
+    embedding: np.ndarray,
+    new_grid: Sequence[int],
+    old_grid: Sequence[int] | None = None,
+    num_prefix_tokens: int = 1,
+) -> np.ndarray:
+    """Resample a ViT position embedding (1, prefix + h*w, D) to (1, prefix + new_h*new_w, D).
+
+    The prefix (class) tokens are kept as they are; the patch part, laid out row-major over the
+    (h, w) patch grid, is resized with antialiased bicubic interpolation in float32 and cast back to
+    the input dtype, exactly as timm's ``resample_abs_pos_embed`` with its defaults.
+
+    Args:
+        embedding: (1, prefix + h*w, D) array.
+        new_grid: (new_h, new_w) patch grid.
+        old_grid: (h, w); a square grid is assumed when ``None``.
+        num_prefix_tokens: leading tokens that are not on the grid (1: the class token).
+    """
+    embedding = np.asarray(embedding)
+    if embedding.ndim != 3 or embedding.shape[0] != 1:
+        raise ValueError(f"expected a (1, tokens, dim) position embedding, got shape {embedding.shape}")
+    patches = embedding.shape[1] - num_prefix_tokens
+    if old_grid is None:
+        side = math.isqrt(patches)
+        if side * side != patches:
+            raise ValueError(f"{patches} patch positions do not form a square grid: pass old_grid=(h, w)")
+        old_grid = (side, side)
+    old_h, old_w = (int(s) for s in old_grid)
+    if old_h * old_w != patches:
+        raise ValueError(f"grid {old_h}x{old_w} does not match the {patches} patch positions of the embedding")
+    dim = embedding.shape[2]
+    grid = embedding[0, num_prefix_tokens:].astype(np.float32).reshape(old_h, old_w, dim)
+    resized = resize_bicubic_antialias(grid, new_grid).reshape(1, -1, dim).astype(embedding.dtype)
+    return np.concatenate([embedding[:, :num_prefix_tokens], resized], axis=1)
+
+
+def patch_grid(config: Mapping[str, Any]) -> tuple[int, int] | None:
+    """The (h, w) patch grid of a ViT-like config (``input_shape`` channels-last, ``patch_size``)."""
+    shape, patch = config.get("input_shape"), config.get("patch_size")
+    if not shape or not patch or shape[0] is None or shape[1] is None:
+        return None
+    return int(shape[0]) // int(patch), int(shape[1]) // int(patch)
+
+
+def position_embedding_adapter(
+    name: str, array: np.ndarray, target_shape: tuple, file_config: Mapping[str, Any], model_config: Mapping[str, Any]
+) -> np.ndarray | None:
+    """Shape adapter for :func:`deepvision.portable.register_shape_adapter`.
+
+    Resamples a ``...position_embedding`` tensor whose patch grid differs between the file and the
+    model (one class token kept); declines (``None``) anything else.
+    """
+    if not name.split(".")[-1] == "position_embedding":
+        return None
+    if array.ndim != 3 or len(target_shape) != 3 or array.shape[0] != 1 or target_shape[0] != 1:
+        return None
+    if array.shape[2] != target_shape[2]:
+        return None
+    prefix = 1
+    old_grid = patch_grid(file_config)
+    if old_grid is None or old_grid[0] * old_grid[1] + prefix != array.shape[1]:
+        old_grid = None  # square assumed
+    new_grid = patch_grid(model_config)
+    if new_grid is None or new_grid[0] * new_grid[1] + prefix != target_shape[1]:
+        side = math.isqrt(target_shape[1] - prefix)
+        if side * side + prefix != target_shape[1]:
+            return None
+        new_grid = (side, side)
+    try:
+        out = resample_position_embedding(array, new_grid, old_grid, prefix)
+    except ValueError:
+        return None
+    old = old_grid or (math.isqrt(array.shape[1] - prefix),) * 2
+    logger.info(
+        "deepvision: resampled %s from a %dx%d to a %dx%d patch grid (bicubic, antialias, class token kept)",
+        name, old[0], old[1], new_grid[0], new_grid[1],
+    )
+    return out

@@ -1,0 +1,131 @@
+"""PyTorch primitives that reproduce Keras semantics exactly (mirrors ``core_tf.py``).
+
+- :class:`BatchNorm2d` takes Keras's momentum and epsilon and updates its moving variance with the
+  biased batch variance, as Keras does (PyTorch's own rule uses the unbiased one).
+- :class:`Conv2dSame` pads like TensorFlow's ``padding="same"``: the total padding depends on the
+  input size, and the odd pixel goes to the bottom/right.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class BatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` with Keras's conventions, for (N, C, H, W) input.
+
+    Args:
+        num_features: channels C.
+        momentum: Keras momentum (weight of the old statistic, e.g. 0.99); PyTorch's ``momentum``
+            attribute is set to ``1 - momentum`` so that conversions and SyncBatchNorm keep working.
+        epsilon: added to the variance (Keras default 1e-3).
+    """
+
+    def __init__(self, num_features: int, momentum: float = 0.99, epsilon: float = 1e-3) -> None:
+        super().__init__(num_features, eps=epsilon, momentum=1.0 - momentum)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        dims = [d for d in range(x.dim()) if d != 1]
+        with torch.no_grad():
+            # Keras: moving = moving * momentum + batch * (1 - momentum), with the biased variance.
+            batch = x.detach().float()
+            mean = batch.mean(dims)
+            var = batch.var(dims, unbiased=False)
+            self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)
+            self.running_var.lerp_(var.to(self.running_var.dtype), self.momentum)
+            self.num_batches_tracked.add_(1)
+        return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """TensorFlow's "same" padding (before, after) for one spatial dimension."""
+    total = max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+class Conv2dSame(nn.Conv2d):
+    """``nn.Conv2d`` with TensorFlow "same" padding, computed from the input size at run time."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs["padding"] = 0
+        super().__init__(*args, **kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top, bottom = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0], self.dilation[0])
+        left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1], self.dilation[1])
+        if top or bottom or left or right:
+            x = F.pad(x, (left, right, top, bottom))
+        return super().forward(x)
+
+
+def conv2d(
+    in_channels: int,
+    filters: int,
+    kernel_size: int,
+    strides: int = 1,
+    padding: str = "same",
+    groups: int = 1,
+    use_bias: bool = True,
+    dilation: int = 1,
+) -> nn.Conv2d:
+    """A conv with Keras's argument names; ``padding`` is ``"same"`` (TensorFlow rule) or ``"valid"``."""
+    if padding not in ("same", "valid"):
+        raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
+    kwargs = dict(stride=strides, groups=groups, bias=use_bias, dilation=dilation)
+    if padding == "valid":
+        return nn.Conv2d(in_channels, filters, kernel_size, padding=0, **kwargs)
+    if strides == 1 and (kernel_size - 1) * dilation % 2 == 0:
+        # Symmetric and independent of the input size: a static pad is the same and faster.
+        return nn.Conv2d(in_channels, filters, kernel_size, padding=(kernel_size - 1) * dilation // 2, **kwargs)
+    return Conv2dSame(in_channels, filters, kernel_size, **kwargs)
+
+
+def depthwise_conv2d(
+    channels: int, kernel_size: int, strides: int = 1, padding: str = "same", use_bias: bool = True
+) -> nn.Conv2d:
+    """Depthwise conv (multiplier 1), the counterpart of ``keras.layers.DepthwiseConv2D``."""
+    return conv2d(channels, channels, kernel_size, strides, padding, groups=channels, use_bias=use_bias)
+
+
+class Activation(nn.Module):
+    """An activation by Keras name: ``swish``/``silu``, ``relu``, ``gelu`` (exact, erf), ``gelu_tanh``,
+    ``sigmoid``, ``hard_sigmoid``, ``tanh``, ``softmax`` (last axis), ``linear``/``None``."""
+
+    def __init__(self, activation: str | None) -> None:
+        super().__init__()
+        self.activation = activation_name(activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _ACTIVATIONS[self.activation](x)
+
+    def extra_repr(self) -> str:
+        return self.activation
+
+
+_ACTIVATIONS = {
+    "linear": lambda x: x,
+    "relu": F.relu,
+    "swish": F.silu,
+    "gelu": lambda x: F.gelu(x, approximate="none"),
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "sigmoid": torch.sigmoid,
+    # Keras 3's hard_sigmoid: relu6(x + 3) / 6.
+    "hard_sigmoid": lambda x: F.relu6(x + 3.0) / 6.0,
+    "tanh": torch.tanh,
+    "softmax": lambda x: torch.softmax(x, dim=-1),
+}
+
+
+def activation_name(name: str | None) -> str:
+    """Normalise an activation name (shared by both backends so configs agree)."""
+    name = "linear" if name is None else str(name).lower()
+    name = {"silu": "swish"}.get(name, name)
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"Unknown activation {name!r}. Valid: {sorted(_ACTIVATIONS)} (or 'silu').")
+    return name

@@ -1,0 +1,153 @@
+"""Keras implementation of ``PreActBottleneck`` (mirrors ``preact_bottleneck_pt.py``), channels-last."""
+
+from __future__ import annotations
+
+import keras
+
+from deepvision.layers.core_tf import Activation, batch_norm, conv2d
+
+
+@keras.saving.register_keras_serializable(package="deepvision")
+class DropPathTF(keras.layers.Layer):
+    """Drops a whole residual branch per sample in training (and rescales the kept ones).
+
+    Weightless; shared by the ResNetV2 blocks. ``(B, ...) -> (B, ...)``; identity in inference.
+    """
+
+    def __init__(self, rate: float = 0.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.rate = float(rate)
+        # Only a live drop path owns random state (a SeedGenerator is a variable, not a weight).
+        self._seed_generator = keras.random.SeedGenerator() if self.rate > 0 else None
+
+    def call(self, x, training=None):
+        if not training or self.rate <= 0:
+            return x
+        keep = 1.0 - self.rate
+        shape = (keras.ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+        mask = keras.ops.floor(keep + keras.random.uniform(shape, seed=self._seed_generator, dtype=x.dtype))
+        return x / keep * mask
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "rate": self.rate}
+
+
+def check_arguments(name: str, input_filters: int, output_filters: int, kernel_size: int, strides: int,
+                    conv_shortcut: bool) -> None:
+    """Arguments both backends reject alike (the PyTorch blocks import this rule too)."""
+    if int(kernel_size) < 1 or int(kernel_size) % 2 == 0:
+        # Padding kernel_size // 2 on both sides keeps the branch and shortcut sizes equal only for odd kernels.
+        raise ValueError(f"{name}: kernel_size must be odd, got {kernel_size}")
+    if int(strides) < 1:
+        raise ValueError(f"{name}: strides must be >= 1, got {strides}")
+    if not conv_shortcut and int(input_filters) != int(output_filters):
+        raise ValueError(
+            f"{name}: input_filters={input_filters} but the block outputs {output_filters} channels; "
+            "an identity shortcut needs them equal (pass conv_shortcut=True)."
+        )
+
+
+def shortcut_tf(input_filters: int, output_filters: int, strides: int, conv_shortcut: bool):
+    """The shortcut layer: 1x1 conv with bias (applied to the pre-activation), max-pool or ``None``."""
+    if conv_shortcut:
+        return conv2d(input_filters, output_filters, 1, strides, padding="valid", use_bias=True)
+    if strides > 1:
+        # keras.applications subsamples the raw input with a 1x1 max-pool.
+        return keras.layers.MaxPooling2D(1, strides=strides)
+    return None
+
+
+@keras.saving.register_keras_serializable(package="deepvision")
+class PreActBottleneckTF(keras.layers.Layer):
+    """ResNetV2 bottleneck block: ``(B, H, W, input_filters) -> (B, H', W', 4 * filters)``.
+
+    See ``deepvision.layers.PreActBottleneck`` for the arguments and the computation.
+    """
+
+    expansion = 4
+
+    def __init__(
+        self,
+        input_filters: int,
+        filters: int,
+        kernel_size: int = 3,
+        strides: int = 1,
+        conv_shortcut: bool = False,
+        bn_momentum: float = 0.99,
+        bn_epsilon: float = 1.001e-5,
+        drop_path_rate: float = 0.0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        out = self.expansion * filters
+        check_arguments("PreActBottleneck", input_filters, out, kernel_size, strides, conv_shortcut)
+        self.input_filters = input_filters
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.conv_shortcut = conv_shortcut
+        self.bn_momentum = bn_momentum
+        self.bn_epsilon = bn_epsilon
+        self.drop_path_rate = drop_path_rate
+
+        self.preact_norm = batch_norm(bn_momentum, bn_epsilon)
+        self.preact_act = Activation("relu")
+        self.shortcut = shortcut_tf(input_filters, out, strides, conv_shortcut)
+        self.conv1 = conv2d(input_filters, filters, 1, 1, padding="valid", use_bias=False)
+        self.norm1 = batch_norm(bn_momentum, bn_epsilon)
+        self.act1 = Activation("relu")
+        self.pad2 = keras.layers.ZeroPadding2D(kernel_size // 2)
+        self.conv2 = conv2d(filters, filters, kernel_size, strides, padding="valid", use_bias=False)
+        self.norm2 = batch_norm(bn_momentum, bn_epsilon)
+        self.act2 = Activation("relu")
+        self.conv3 = conv2d(filters, out, 1, 1, padding="valid", use_bias=True)
+        self.drop_path = DropPathTF(drop_path_rate)
+
+    def build(self, input_shape) -> None:
+        # Build every sublayer from the input shape, so weights exist before the first call.
+        batch, height, width, _ = input_shape
+        self.preact_norm.build(input_shape)
+        if isinstance(self.shortcut, keras.layers.Conv2D):
+            self.shortcut.build(input_shape)
+        self.conv1.build(input_shape)
+        inner = (batch, height, width, self.filters)
+        self.norm1.build(inner)
+        self.conv2.build(self.pad2.compute_output_shape(inner))
+        strided = self.conv2.compute_output_shape(self.pad2.compute_output_shape(inner))
+        self.norm2.build(strided)
+        self.conv3.build(strided)
+        self.built = True
+
+    def call(self, inputs, training=None):
+        preact = self.preact_act(self.preact_norm(inputs, training=training))
+        if isinstance(self.shortcut, keras.layers.Conv2D):
+            shortcut = self.shortcut(preact)
+        elif self.shortcut is not None:
+            shortcut = self.shortcut(inputs)
+        else:
+            shortcut = inputs
+        x = self.act1(self.norm1(self.conv1(preact), training=training))
+        x = self.act2(self.norm2(self.conv2(self.pad2(x)), training=training))
+        x = self.conv3(x)
+        return shortcut + self.drop_path(x, training=training)
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, _ = input_shape
+        size = [None if s is None else (s - 1) // self.strides + 1 for s in (height, width)]
+        return (batch, *size, self.expansion * self.filters)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "input_filters": self.input_filters,
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "conv_shortcut": self.conv_shortcut,
+            "bn_momentum": self.bn_momentum,
+            "bn_epsilon": self.bn_epsilon,
+            "drop_path_rate": self.drop_path_rate,
+        }

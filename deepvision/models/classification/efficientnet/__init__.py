@@ -1,0 +1,1 @@
+"""efficientnet family: registration (filled in by the family's implementation)."""

@@ -1,0 +1,1 @@
+"""resnetv2 family: registration (filled in by the family's implementation)."""

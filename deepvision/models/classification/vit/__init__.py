@@ -1,0 +1,1 @@
+"""vit family: registration (filled in by the family's implementation)."""
