@@ -249,3 +249,10 @@ def test_load_downloads_when_missing(tmp_path, serve):
         str(tmp_path / "tiny.npz"), backend="pytorch", pos_embed=2, num_ray_samples=3, progress=False
     )
     assert (len(train), len(valid)) == (4, 1)
+
+
+def test_default_save_path_is_under_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(files, "urlopen", no_network)
+    with pytest.raises(DatasetNotFoundError, match=r"\.deepvision/datasets/tiny_nerf_data\.npz"):
+        files.ensure_tiny_nerf_file(None, download=False)

@@ -13,6 +13,7 @@ import numpy as np
 
 from deepvision.backend import require_pytorch
 from deepvision.datasets.tiny_nerf import common
+from deepvision.datasets.tiny_nerf.files import TinyNerfData
 
 torch = require_pytorch()
 
@@ -104,6 +105,6 @@ class TinyNerfDataset(torch.utils.data.Dataset):
         )
 
 
-def make_datasets(data, splits: Sequence[Sequence[int]], **options) -> tuple[TinyNerfDataset, ...]:
+def make_datasets(data: TinyNerfData, splits: Sequence[Sequence[int]], **options) -> tuple[TinyNerfDataset, ...]:
     """One :class:`TinyNerfDataset` per list of file indices in ``splits``."""
     return tuple(TinyNerfDataset(data.images, data.poses, data.focal, indices, **options) for indices in splits)

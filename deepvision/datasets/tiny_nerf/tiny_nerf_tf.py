@@ -15,6 +15,7 @@ import numpy as np
 
 from deepvision.backend import require_tensorflow
 from deepvision.datasets.tiny_nerf import common
+from deepvision.datasets.tiny_nerf.files import TinyNerfData
 
 require_tensorflow()
 import tensorflow as tf  # noqa: E402  (imported after the check that explains a missing install)
@@ -83,7 +84,7 @@ def make_rays_fn(
     return rays_fn
 
 
-def make_dataset(data, indices: Sequence[int], **options) -> tf.data.Dataset:
+def make_dataset(data: TinyNerfData, indices: Sequence[int], **options) -> tf.data.Dataset:
     """``tf.data.Dataset`` of ``(image (H, W, 3), (rays, t_vals))`` for the file images ``indices``.
 
     Images and poses are sliced once (a few MB); rays are mapped per element, so ``len()`` stays
@@ -97,6 +98,6 @@ def make_dataset(data, indices: Sequence[int], **options) -> tf.data.Dataset:
     return tf.data.Dataset.zip((images, rays))
 
 
-def make_datasets(data, splits: Sequence[Sequence[int]], **options) -> tuple[tf.data.Dataset, ...]:
+def make_datasets(data: TinyNerfData, splits: Sequence[Sequence[int]], **options) -> tuple[tf.data.Dataset, ...]:
     """One dataset per list of file indices in ``splits``."""
     return tuple(make_dataset(data, indices, **options) for indices in splits)
