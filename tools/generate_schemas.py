@@ -1,0 +1,43 @@
+"""Regenerate schemas/<Architecture>@<version>.json from the live models.
+
+Usage: python tools/generate_schemas.py [--check] [PATTERN]
+--check exits non-zero if a checked-in schema differs from the live model (as the test does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from deepvision.registry import list_architectures
+    from deepvision.schema_gen import schema_for
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("pattern", nargs="?", default="*")
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    SCHEMAS.mkdir(exist_ok=True)
+    stale = []
+    for name in list_architectures(args.pattern):
+        schema = schema_for(name)
+        path = SCHEMAS / f"{schema.architecture}@{schema.version}.json"
+        text = schema.to_json()
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(path.name)
+        else:
+            path.write_text(text)
+            print(f"wrote {path.relative_to(SCHEMAS.parent)} ({len(schema.tensors)} tensors)")
+    if stale:
+        print("stale schemas (run python tools/generate_schemas.py):", ", ".join(stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
