@@ -12,12 +12,11 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import inspect
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from typing import Any
-
-import json
 
 from deepvision.backend import PYTORCH, TENSORFLOW, backend_of, require
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from interchange import Schema
 from deepvision.registry import Architecture, config_of, constructor_arguments, get_architecture
+from interchange import Schema
 
 _ROLES = {"kernel": "weight", "depthwise_kernel": "weight"}
 

@@ -104,7 +104,6 @@ def gradients(obj: Any, x: np.ndarray, upstream: np.ndarray, training: bool = Tr
     backend = backend_of(obj)
     slots = [s for s in iter_slots(obj) if s.trainable]
     if backend == PYTORCH:
-        import torch
 
         was_training = obj.training
         obj.train(training)

@@ -109,8 +109,7 @@ def _leaf_slots(module: nn.Module, prefix: str) -> list[Slot] | None:
 def _walk(module: nn.Module, prefix: str, seen: set[int]) -> Iterator[Slot]:
     leaf = _leaf_slots(module, prefix)
     if leaf is not None:
-        for slot in leaf:
-            yield slot
+        yield from leaf
         for tensor in list(module.parameters(recurse=False)) + list(module.buffers(recurse=False)):
             seen.add(id(tensor))
         return
