@@ -1,0 +1,169 @@
+"""The model contract (shared/notes/model-contract.md), checked for every registered model variant."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import deepvision
+from deepvision import testing
+from deepvision.adapters import count_params, slots_by_name
+from deepvision.parity import check_parity
+from deepvision.portable import load_portable, save_portable, to_backend
+from deepvision.registry import build_from_neutral_config, get_architecture
+from deepvision.schema_gen import schema_for
+
+# The seed README's tables: include_top=True, classes=1000, every weight counted (Keras's count_params()).
+SEED_PARAMETERS = {
+    "EfficientNetV2B0": 7_200_312, "EfficientNetV2B1": 8_212_124, "EfficientNetV2B2": 10_178_374,
+    "EfficientNetV2B3": 14_486_374, "EfficientNetV2S": 21_612_360, "EfficientNetV2M": 54_431_388,
+    "EfficientNetV2L": 119_027_848,
+    "ViTTiny16": 5_717_416, "ViTS16": 22_050_664, "ViTB16": 86_567_656, "ViTL16": 304_326_632,
+    "ViTTiny32": 6_131_560, "ViTS32": 22_878_952, "ViTB32": 88_224_232, "ViTL32": 306_535_400,
+    "ResNet18V2": 11_696_488, "ResNet34V2": 21_812_072, "ResNet50V2": 25_613_800,
+    "ResNet101V2": 44_675_560, "ResNet152V2": 60_380_648,
+}
+MODELS = [name for name in deepvision.models.list_models() if get_architecture(name).family != "tests"]
+VARIANTS = [name for name in MODELS if name in SEED_PARAMETERS]
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+
+
+def test_every_seed_model_is_registered():
+    assert sorted(SEED_PARAMETERS) == sorted(VARIANTS)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_schema_file_is_up_to_date(name):
+    schema = schema_for(name)
+    path = SCHEMAS / f"{schema.architecture}@{schema.version}.json"
+    assert path.exists(), f"{path.name} missing: run python tools/generate_schemas.py"
+    assert path.read_text() == schema.to_json(), f"{path.name} is stale: run python tools/generate_schemas.py"
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_pytorch_parameter_count_equals_the_seed(name):
+    import torch
+
+    with torch.device("meta"):  # shapes only: full-size models cost nothing here
+        model = deepvision.models.create_model(name, backend="pytorch")
+    assert model.count_params() == SEED_PARAMETERS[name]
+    split = model.count_params_split()
+    assert split["trainable"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", VARIANTS)
+def test_keras_full_size_count_and_canonical_names(name):
+    import keras
+
+    model = deepvision.models.create_model(name, backend="tensorflow")
+    try:
+        assert model.count_params() == SEED_PARAMETERS[name]
+        split = count_params(model)
+        assert split["non_trainable"] == sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
+        # The Keras model's canonical tensors are exactly the schema's (checked in, from PyTorch).
+        expected = schema_for(name).expected_shapes({"include_top": True})
+        assert {n: s.shape for n, s in slots_by_name(model).items()} == {n: tuple(s) for n, s in expected.items()}
+    finally:
+        del model
+        keras.backend.clear_session()
+
+
+@functools.cache
+def small_pair(name: str):
+    """A calibrated small Keras model and its PyTorch twin through the canonical format."""
+    config = dict(get_architecture(name).reference_config)
+    tf_model = build_from_neutral_config(name, config, "tensorflow")
+    x = np.random.default_rng(0).normal(size=(4, *config["input_shape"])).astype(np.float32)
+    testing.calibrate_batch_norm(tf_model, x)
+    return config, tf_model, to_backend(tf_model, "pytorch")
+
+
+def _inputs(config, seed=1):
+    return np.random.default_rng(seed).normal(size=(2, *config["input_shape"])).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_small_model_parity_through_the_canonical_format(name):
+    config, tf_model, pt_model = small_pair(name)
+    report = check_parity(tf_model, pt_model, inputs=_inputs(config), rtol=1e-4)
+    assert report.ok, str(report)
+    back = to_backend(pt_model, "tensorflow")
+    for tensor, value in testing.canonical_state(tf_model).items():
+        np.testing.assert_array_equal(value, testing.canonical_state(back)[tensor], err_msg=tensor)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_outputs_are_logits_and_plain_tensors(name):
+    config, tf_model, pt_model = small_pair(name)
+    y = testing.forward(pt_model, _inputs(config))
+    assert y.shape == (2, config.get("classes", 1000))
+    assert not np.allclose(y.sum(-1), 1.0, atol=1e-3), "looks like softmax probabilities"
+    import keras
+
+    assert keras.ops.is_tensor(tf_model(_inputs(config)))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_keras_files_reload_through_deepvision(name, tmp_path):
+    from deepvision.models.keras_io import load_keras_model
+
+    config, tf_model, _ = small_pair(name)
+    x = _inputs(config)
+    expected = testing.forward(tf_model, x)
+    for file in ("m.keras", "m.h5"):
+        tf_model.save(tmp_path / file)
+        reloaded = load_keras_model(tmp_path / file)
+        assert testing.max_abs_error(testing.forward(reloaded, x), expected) <= 1e-6, file
+    tf_model.save_weights(tmp_path / "m.weights.h5")
+    fresh = build_from_neutral_config(name, config, "tensorflow")
+    fresh.load_weights(tmp_path / "m.weights.h5")
+    assert testing.max_abs_error(testing.forward(fresh, x), expected) <= 1e-6
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_torch_state_dict_and_portable_reload(name, tmp_path):
+    import torch
+
+    config, _, pt_model = small_pair(name)
+    torch.save(pt_model.state_dict(), tmp_path / "m.pt")
+    fresh = build_from_neutral_config(name, config, "pytorch")
+    fresh.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
+    x = _inputs(config)
+    assert testing.max_abs_error(testing.forward(fresh, x), testing.forward(pt_model, x)) == 0.0
+    path = save_portable(pt_model, tmp_path / "m.safetensors")
+    import interchange
+
+    with interchange.open_checkpoint(path) as ckpt:
+        report = interchange.validate(ckpt, interchange.load_schema(name), config=ckpt.config)
+        assert report.ok, str(report)
+        assert ckpt.metadata["preprocessing"], "preprocessing facts travel with the checkpoint"
+    assert check_parity(load_portable(path, backend="tensorflow"), pt_model, inputs=x).ok
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_config_round_trip(name):
+    config, tf_model, pt_model = small_pair(name)
+    rebuilt = type(tf_model).from_config(tf_model.get_config())
+    assert count_params(rebuilt) == count_params(tf_model)
+    assert json.dumps(type(pt_model).from_config(pt_model.get_config()).get_config(), sort_keys=True, default=str) == \
+        json.dumps(pt_model.get_config(), sort_keys=True, default=str)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_keras_fit_runs_on_tf_data(name):
+    import keras
+    import tensorflow as tf
+
+    config = dict(get_architecture(name).reference_config)
+    model = build_from_neutral_config(name, config, "tensorflow")
+    x = _inputs(config)
+    y = np.array([0, 1])
+    model.compile(optimizer=keras.optimizers.SGD(0.01),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(2), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
