@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from deepvision.backend import TENSORFLOW, BackendError, backend_of, require, resolve_backend
+from deepvision.evaluation._arrays import to_numpy
 
 # Layouts a backend can hand its raw target feature map back in.
 CHANNELS_LAST = "channels_last"  # (N, h, w, K): Keras feature maps
@@ -313,13 +314,14 @@ class ActivationMaps:
         return self.explain(images, class_index).heatmaps
 
     def plot(self, images: Any, class_index: int | Sequence[int] | None = None,
-             classnames: Sequence[str] | None = None, *, alpha: float = 0.5, cmap: str = "jet",
+             classnames: Sequence[str] | None = None, *, labels: Any = None, alpha: float = 0.5, cmap: str = "jet",
              ncols: int | None = None, figsize: tuple[float, float] | None = None,
              path: str | os.PathLike | None = None, show: bool = False, dpi: int = 100) -> Any:
         """Overlay the heatmaps on the images; returns the matplotlib Figure (saved as PNG at ``path``).
 
         Each image gets two panels: the input, and the input under its heatmap (``alpha`` opacity),
-        titled with the explained class; one colour bar gives the heatmap scale.
+        titled with the explained class; one colour bar gives the heatmap scale. ``labels``
+        (N,) class ids or (N, K) one-hot, when given, title the input panels with the true class.
         """
         from deepvision.evaluation import plotting
 
@@ -330,6 +332,12 @@ class ActivationMaps:
             for c in result.class_indices
         ]
         count = len(pictures)
+        truth = None
+        if labels is not None:
+            truth = np.asarray(to_numpy(labels))
+            truth = truth.argmax(axis=1) if truth.ndim == 2 else truth.reshape(-1)
+            if truth.shape[0] != count:
+                raise ValueError(f"labels has {truth.shape[0]} entries for {count} images")
         ncols = max(1, min(ncols or min(count, 8), count))
         rows = math.ceil(count / ncols)
         if figsize is None:
@@ -340,7 +348,8 @@ class ActivationMaps:
             row, col = divmod(i, ncols)
             top = fig.add_subplot(grid[2 * row, col])
             plotting.show_image(top, picture)
-            top.set_title(f"input {i}", fontsize=9)
+            top.set_title(f"true: {plotting.class_label(int(truth[i]), classnames)}" if truth is not None
+                          else f"input {i}", fontsize=9)
             bottom = fig.add_subplot(grid[2 * row + 1, col])
             plotting.show_image(bottom, picture)
             image = bottom.imshow(heatmap, cmap=cmap, alpha=alpha, vmin=0.0, vmax=1.0)

@@ -17,7 +17,7 @@ import numpy as np
 
 from deepvision.backend import require_tensorflow
 from deepvision.evaluation._arrays import is_tf_tensor, model_output_tensor, to_numpy
-from deepvision.evaluation.activation_maps import TOKENS, Captured, layout_of_shape
+from deepvision.evaluation.activation_maps import Captured, layout_of_shape
 
 
 def _single_tensor(value: Any) -> Any | None:
@@ -180,11 +180,10 @@ class KerasGradientCapture:
         gradients = tape.gradient(score, target)
         if gradients is None:
             raise RuntimeError(f"The class score does not depend on the target ({self.description}).")
-        layout = TOKENS if self.layout == TOKENS else self.layout
         return Captured(
             activations=to_numpy(target).astype(np.float64),
             gradients=to_numpy(gradients).astype(np.float64),
-            layout=layout,
+            layout=self.layout,
             logits=logits_np,
             class_indices=indices,
             image_size=(int(x.shape[1]), int(x.shape[2])),

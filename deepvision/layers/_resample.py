@@ -8,6 +8,9 @@ in numpy: the same numbers whichever backend loads the checkpoint, and no framew
 The resampler follows PyTorch's separable antialiased kernel (the PIL algorithm): a Keys cubic
 filter with ``a = -0.5`` whose support widens by the scale factor when downsampling, weights
 normalised per output pixel, the width pass first and the height pass second, float32 arithmetic.
+Its weights are bit-identical to PyTorch's; upsampled embeddings are bit-identical too, downsampled
+ones agree to a float32 rounding or two (relative 1e-7: PyTorch's CPU kernel sums long filters
+in an order that depends on how it was compiled).
 """
 
 from __future__ import annotations
@@ -21,57 +24,71 @@ import numpy as np
 
 logger = logging.getLogger("deepvision")
 
-_CUBIC_A = np.float32(-0.5)  # PyTorch uses -0.5 (PIL's value) when antialias=True, -0.75 otherwise.
+_F32 = np.float32
+_F64 = np.float64
+_A = -0.5  # PyTorch's cubic coefficient when antialias=True (PIL's value); -0.75 otherwise.
 
 
-def _cubic(x: np.ndarray) -> np.ndarray:
-    """Keys cubic convolution kernel with a = -0.5, evaluated in float32."""
-    a = _CUBIC_A
-    x = np.abs(x.astype(np.float32))
-    near = ((a + np.float32(2)) * x - (a + np.float32(3))) * x * x + np.float32(1)
-    far = ((a * x - np.float32(5) * a) * x + np.float32(8) * a) * x - np.float32(4) * a
-    return np.where(x < 1, near, np.where(x < 2, far, np.float32(0))).astype(np.float32)
+def _fma(a: float, b: float, c: float) -> np.float32:
+    """float32 ``a * b + c`` with one rounding, as the fused multiply-add PyTorch's CPU kernel compiles to.
+
+    The product of two float32 numbers is exact in float64, so one float64 add and one rounding to
+    float32 reproduce the hardware instruction.
+    """
+    return _F32(_F64(a) * _F64(b) + _F64(c))
+
+
+def _cubic(x: np.float32) -> np.float32:
+    """Keys cubic convolution kernel (a = -0.5) at ``|x|``, float32 with PyTorch's fused operations."""
+    x = abs(_F32(x))
+    if x < 1:
+        t = _fma(_F32(_A + 2), x, -_F32(_A + 3))
+        return _fma(_F32(t * x), x, 1.0)
+    if x < 2:
+        t = _fma(_F32(_A), x, -_F32(5 * _A))
+        t = _fma(t, x, _F32(8 * _A))
+        return _fma(t, x, -_F32(4 * _A))
+    return _F32(0)
 
 
 def antialias_bicubic_weights(in_size: int, out_size: int) -> np.ndarray:
     """The (out_size, in_size) float32 matrix that resamples one axis like PyTorch's antialiased bicubic.
 
-    ``align_corners=False`` and no explicit scale factor, as timm calls ``F.interpolate``.
+    ``align_corners=False`` and no explicit scale factor, as timm calls ``F.interpolate``. Each step
+    mirrors the float/double mix of PyTorch's CPU kernel, so the weights are bit-identical to it.
     """
-    scale = np.float32(in_size) / np.float32(out_size)
-    support = np.float32(2.0) * scale if scale >= 1.0 else np.float32(2.0)
-    invscale = np.float32(1.0) / scale if scale >= 1.0 else np.float32(1.0)
+    scale = _F32(in_size) / _F32(out_size)
+    downsampling = scale >= 1.0
+    support = _F32(2.0 * _F64(scale)) if downsampling else _F32(2.0)  # widened filter when shrinking
+    invscale = _F32(1.0 / _F64(scale)) if downsampling else _F32(1.0)
     matrix = np.zeros((out_size, in_size), dtype=np.float32)
     for i in range(out_size):
-        center = scale * np.float32(i + 0.5)
+        center = _F32(_F64(scale) * (i + 0.5))
         # C++ truncation toward zero, then clamped to the input range.
-        xmin = max(int(float(center - support) + 0.5), 0)
-        xsize = min(int(float(center + support) + 0.5), in_size) - xmin
-        taps = np.arange(xsize, dtype=np.int64)
-        # PyTorch computes the filter argument in double and hands it to the float filter.
-        arg = ((taps + xmin - float(center) + 0.5) * float(invscale)).astype(np.float32)
-        w = _cubic(arg)
-        total = np.float32(0)
-        for value in w:
-            total = np.float32(total + value)
+        xmin = max(int(_F64(_F32(center - support)) + 0.5), 0)
+        xsize = min(int(_F64(_F32(center + support)) + 0.5), in_size) - xmin
+        weights = [_cubic(_F32((_F64(_F32(_F32(j + xmin) - center)) + 0.5) * _F64(invscale))) for j in range(xsize)]
+        total = _F32(0)
+        for w in weights:
+            total = _F32(total + w)
         if total != 0:
-            w = (w / total).astype(np.float32)
-        matrix[i, xmin:xmin + xsize] = w
+            weights = [_F32(w / total) for w in weights]
+        matrix[i, xmin:xmin + xsize] = weights
     return matrix
 
 
 def _resample_axis(x: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
-    """Apply ``weights`` (out, in) along ``axis`` of a float32 array, accumulating in float32 tap by tap."""
-    x = np.moveaxis(x, axis, 0)
+    """Apply ``weights`` (out, in) along ``axis`` of a float32 array, tap by tap with fused multiply-adds."""
+    x = np.moveaxis(np.asarray(x, dtype=np.float32), axis, 0)
     out = np.zeros((weights.shape[0], *x.shape[1:]), dtype=np.float32)
     for i, row in enumerate(weights):
         taps = np.nonzero(row)[0]
         if taps.size == 0:
             continue
-        first, last = taps[0], taps[-1] + 1
-        acc = x[first] * row[first]
+        first, last = int(taps[0]), int(taps[-1]) + 1
+        acc = (x[first].astype(np.float64) * _F64(row[first])).astype(np.float32)
         for j in range(first + 1, last):
-            acc = acc + x[j] * row[j]
+            acc = (x[j].astype(np.float64) * _F64(row[j]) + acc).astype(np.float32)
         out[i] = acc
     return np.moveaxis(out, 0, axis)
 
@@ -80,7 +97,8 @@ def resize_bicubic_antialias(image: np.ndarray, size: Sequence[int]) -> np.ndarr
     """Resize a channels-last float array (H, W, C) to ``size`` = (new_h, new_w).
 
     Equals ``F.interpolate(nchw, size, mode="bicubic", antialias=True, align_corners=False)`` (to float32
-    rounding). An axis whose size does not change is left alone, as PyTorch does.
+    rounding: see the module docstring). An axis whose size does not change is left alone, as
+    PyTorch does.
     """
     new_h, new_w = (int(s) for s in size)
     out = np.asarray(image, dtype=np.float32)

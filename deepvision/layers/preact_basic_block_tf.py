@@ -5,7 +5,9 @@ from __future__ import annotations
 import keras
 
 from deepvision.layers.core_tf import Activation, batch_norm, conv2d
-from deepvision.layers.preact_bottleneck_tf import DropPathTF, check_arguments, shortcut_tf
+from deepvision.layers.preact_bottleneck import check_arguments
+from deepvision.layers.preact_bottleneck_tf import shortcut_tf
+from deepvision.layers.stochastic_depth_tf import StochasticDepthTF
 
 
 @keras.saving.register_keras_serializable(package="deepvision")
@@ -49,12 +51,12 @@ class PreActBasicBlockTF(keras.layers.Layer):
         self.act1 = Activation("relu")
         self.pad2 = keras.layers.ZeroPadding2D(kernel_size // 2)
         self.conv2 = conv2d(filters, filters, kernel_size, strides, padding="valid", use_bias=False)
-        self.drop_path = DropPathTF(drop_path_rate)
+        self.drop_path = StochasticDepthTF(drop_path_rate)
 
     def build(self, input_shape) -> None:
         batch, height, width, _ = input_shape
         self.preact_norm.build(input_shape)
-        if isinstance(self.shortcut, keras.layers.Conv2D):
+        if self.conv_shortcut:
             self.shortcut.build(input_shape)
         self.conv1.build(self.pad1.compute_output_shape(input_shape))
         inner = (batch, height, width, self.filters)
@@ -64,7 +66,7 @@ class PreActBasicBlockTF(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         preact = self.preact_act(self.preact_norm(inputs, training=training))
-        if isinstance(self.shortcut, keras.layers.Conv2D):
+        if self.conv_shortcut:
             shortcut = self.shortcut(preact)
         elif self.shortcut is not None:
             shortcut = self.shortcut(inputs)

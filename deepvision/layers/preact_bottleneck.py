@@ -63,4 +63,19 @@ def PreActBottleneck(
     return build_block("PreActBottleneck", locals())
 
 
+def check_arguments(name: str, input_filters: int, output_filters: int, kernel_size: int, strides: int,
+                    conv_shortcut: bool) -> None:
+    """Arguments both backends reject alike (shared by both blocks)."""
+    if int(kernel_size) < 1 or int(kernel_size) % 2 == 0:
+        # Padding kernel_size // 2 on both sides keeps the branch and shortcut sizes equal only for odd kernels.
+        raise ValueError(f"{name}: kernel_size must be odd, got {kernel_size}")
+    if int(strides) < 1:
+        raise ValueError(f"{name}: strides must be >= 1, got {strides}")
+    if not conv_shortcut and int(input_filters) != int(output_filters):
+        raise ValueError(
+            f"{name}: input_filters={input_filters} but the block outputs {output_filters} channels; "
+            "an identity shortcut needs them equal (pass conv_shortcut=True)."
+        )
+
+
 tf_to_pt, pt_to_tf = portable_converters("PreActBottleneck")

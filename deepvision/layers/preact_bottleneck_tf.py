@@ -5,49 +5,8 @@ from __future__ import annotations
 import keras
 
 from deepvision.layers.core_tf import Activation, batch_norm, conv2d
-
-
-@keras.saving.register_keras_serializable(package="deepvision")
-class DropPathTF(keras.layers.Layer):
-    """Drops a whole residual branch per sample in training (and rescales the kept ones).
-
-    Weightless; shared by the ResNetV2 blocks. ``(B, ...) -> (B, ...)``; identity in inference.
-    """
-
-    def __init__(self, rate: float = 0.0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.rate = float(rate)
-        # Only a live drop path owns random state (a SeedGenerator is a variable, not a weight).
-        self._seed_generator = keras.random.SeedGenerator() if self.rate > 0 else None
-
-    def call(self, x, training=None):
-        if not training or self.rate <= 0:
-            return x
-        keep = 1.0 - self.rate
-        shape = (keras.ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
-        mask = keras.ops.floor(keep + keras.random.uniform(shape, seed=self._seed_generator, dtype=x.dtype))
-        return x / keep * mask
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "rate": self.rate}
-
-
-def check_arguments(name: str, input_filters: int, output_filters: int, kernel_size: int, strides: int,
-                    conv_shortcut: bool) -> None:
-    """Arguments both backends reject alike (the PyTorch blocks import this rule too)."""
-    if int(kernel_size) < 1 or int(kernel_size) % 2 == 0:
-        # Padding kernel_size // 2 on both sides keeps the branch and shortcut sizes equal only for odd kernels.
-        raise ValueError(f"{name}: kernel_size must be odd, got {kernel_size}")
-    if int(strides) < 1:
-        raise ValueError(f"{name}: strides must be >= 1, got {strides}")
-    if not conv_shortcut and int(input_filters) != int(output_filters):
-        raise ValueError(
-            f"{name}: input_filters={input_filters} but the block outputs {output_filters} channels; "
-            "an identity shortcut needs them equal (pass conv_shortcut=True)."
-        )
+from deepvision.layers.preact_bottleneck import check_arguments
+from deepvision.layers.stochastic_depth_tf import StochasticDepthTF
 
 
 def shortcut_tf(input_filters: int, output_filters: int, strides: int, conv_shortcut: bool):
@@ -104,13 +63,13 @@ class PreActBottleneckTF(keras.layers.Layer):
         self.norm2 = batch_norm(bn_momentum, bn_epsilon)
         self.act2 = Activation("relu")
         self.conv3 = conv2d(filters, out, 1, 1, padding="valid", use_bias=True)
-        self.drop_path = DropPathTF(drop_path_rate)
+        self.drop_path = StochasticDepthTF(drop_path_rate)
 
     def build(self, input_shape) -> None:
         # Build every sublayer from the input shape, so weights exist before the first call.
         batch, height, width, _ = input_shape
         self.preact_norm.build(input_shape)
-        if isinstance(self.shortcut, keras.layers.Conv2D):
+        if self.conv_shortcut:
             self.shortcut.build(input_shape)
         self.conv1.build(input_shape)
         inner = (batch, height, width, self.filters)
@@ -123,7 +82,7 @@ class PreActBottleneckTF(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         preact = self.preact_act(self.preact_norm(inputs, training=training))
-        if isinstance(self.shortcut, keras.layers.Conv2D):
+        if self.conv_shortcut:
             shortcut = self.shortcut(preact)
         elif self.shortcut is not None:
             shortcut = self.shortcut(inputs)
