@@ -252,8 +252,11 @@ class ActivationMaps:
         target_layer: the layer whose output is explained: a Keras layer or layer name, a PyTorch
             module or dotted module name (``model.get_submodule``). Its output must be a feature map
             (N, h, w, K) in Keras, (N, K, h, w) in PyTorch, or tokens (N, T, D) in either.
-            ``None`` picks the last spatial feature map, or for a ViT-like model the tokens
-            entering its last transformer block (see below).
+            ``None`` picks the last spatial feature map (spatial size above 1x1; in PyTorch a
+            whole block's output rather than a conv inside it, which is what a functional Keras
+            model shows as its layers, so both backends pick the same tensor), or for a ViT-like
+            model the tokens entering its last transformer block (see below). A Keras target
+            must be a top-level layer: one inside a nested model has no tensor in the outer graph.
         backend: ``"tensorflow"`` or ``"pytorch"`` (aliases accepted); must match the model.
         prefix_tokens: for token maps, how many tokens precede the patch tokens (default: found
             from the token count and image size; 1 for a class token).
@@ -352,9 +355,10 @@ class ActivationMaps:
                           else f"input {i}", fontsize=9)
             bottom = fig.add_subplot(grid[2 * row + 1, col])
             plotting.show_image(bottom, picture)
-            image = bottom.imshow(heatmap, cmap=cmap, alpha=alpha, vmin=0.0, vmax=1.0)
+            bottom.imshow(heatmap, cmap=cmap, alpha=alpha, vmin=0.0, vmax=1.0)
             bottom.set_title(title, fontsize=9)
-        colorbar = fig.colorbar(image, ax=fig.axes, shrink=0.8)
+        # An opaque scale: the overlays' transparency would wash the colour bar out.
+        colorbar = fig.colorbar(plotting.heat_scale(cmap), ax=fig.axes, shrink=0.8)
         colorbar.set_label("Grad-CAM++ relevance (0 to 1)")
         fig.suptitle(f"Grad-CAM++ ({self.target_description})", fontsize=10)
         plotting.finish(fig, path, show, dpi)
