@@ -1,1 +1,102 @@
-"""vit family: registration (filled in by the family's implementation)."""
+"""Vision Transformer family: timm's ``VisionTransformer`` (``vit_*_patch{16,32}_224``), layer for layer.
+
+Registration only (no framework import). Every variant equals timm's model of the same name with
+1000 classes: class token, learned position embedding, pre-norm blocks with a fused qkv projection
+(with bias) and exact GELU, LayerNorm eps 1e-6, a final norm and token pooling; parameter counts
+are timm's. ``ViT`` is the generic architecture (any patch size, width, depth, heads, MLP size).
+Implementations: ``vit_tf.ViTTF`` and ``vit_pt.ViTPT``; timm checkpoints in and out:
+``deepvision.importers.timm``. Loading a checkpoint into a model of another image size resamples
+the position embedding the way timm does (bicubic, antialiased; see ``deepvision.layers._resample``).
+"""
+
+from __future__ import annotations
+
+from deepvision.registry import Architecture, register
+
+_TF = "deepvision.models.classification.vit.vit_tf:ViTTF"
+_PT = "deepvision.models.classification.vit.vit_pt:ViTPT"
+
+# timm's pretrained_cfg of the augreg ViTs: inputs in [0, 1], normalised with mean = std = 0.5.
+PREPROCESSING = {
+    "input_size": [224, 224, 3],
+    "mean": [0.5, 0.5, 0.5],
+    "std": [0.5, 0.5, 0.5],
+    "value_range": [0, 1],
+    "interpolation": "bicubic",
+    "crop_pct": 0.9,
+    "crop_mode": "center",
+}
+
+# The constructor arguments of ViTTF / ViTPT and their defaults (ViT-B/16), backend-neutral.
+DEFAULT_CONFIG = {
+    "include_top": True,
+    "classes": 1000,
+    "input_shape": None,
+    "pooling": None,
+    "drop_path_rate": 0.0,
+    "as_backbone": False,
+    "patch_size": 16,
+    "project_dim": 768,
+    "num_layers": 12,
+    "num_heads": 12,
+    "mlp_dim": 3072,
+    "layer_norm_epsilon": 1e-6,
+    "mlp_dropout": 0.0,
+    "attention_dropout": 0.0,
+    "activation": "gelu",
+}
+
+# width -> (depth, heads, MLP width) of the standard sizes; timm's names for them.
+SIZES = {
+    "Tiny": {"project_dim": 192, "num_layers": 12, "num_heads": 3, "mlp_dim": 768},
+    "S": {"project_dim": 384, "num_layers": 12, "num_heads": 6, "mlp_dim": 1536},
+    "B": {"project_dim": 768, "num_layers": 12, "num_heads": 12, "mlp_dim": 3072},
+    "L": {"project_dim": 1024, "num_layers": 24, "num_heads": 16, "mlp_dim": 4096},
+}
+TIMM_SIZE_NAMES = {"Tiny": "tiny", "S": "small", "B": "base", "L": "large"}
+
+VARIANTS = {
+    f"ViT{size}{patch}": {"patch_size": patch, **dims} for patch in (16, 32) for size, dims in SIZES.items()
+}
+
+register(
+    Architecture(
+        name="ViT",
+        kind="model",
+        family="vit",
+        tensorflow=_TF,
+        pytorch=_PT,
+        fixed={},
+        reference_config={"input_shape": [32, 32, 3], "classes": 10, "patch_size": 8, "project_dim": 32,
+                          "num_layers": 2, "num_heads": 4, "mlp_dim": 64},
+        preprocessing=PREPROCESSING,
+    )
+)
+for _name, _fixed in VARIANTS.items():
+    register(
+        Architecture(
+            name=_name,
+            kind="model",
+            family="vit",
+            tensorflow=_TF,
+            pytorch=_PT,
+            fixed=_fixed,
+            # Two patches a side: small, and still more than one position to embed.
+            reference_config={"input_shape": [2 * _fixed["patch_size"]] * 2 + [3], "classes": 10},
+            preprocessing=PREPROCESSING,
+        )
+    )
+
+
+def drop_path_rates(drop_path_rate: float, num_layers: int) -> list[float]:
+    """Stochastic-depth rate of each block: linear from 0 to ``drop_path_rate``, as timm."""
+    if num_layers <= 1:
+        return [0.0] * num_layers
+    return [drop_path_rate * i / (num_layers - 1) for i in range(num_layers)]
+
+
+def resolve_pooling(include_top: bool, pooling: str | None) -> str | None:
+    """The pooling a ViT applies: ``"token"`` by default with a top; ``None`` returns all tokens."""
+    if pooling not in (None, "token", "avg", "max"):
+        raise ValueError(f"pooling must be None, 'token', 'avg' or 'max', got {pooling!r}")
+    return "token" if pooling is None and include_top else pooling

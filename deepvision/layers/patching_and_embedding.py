@@ -1,0 +1,57 @@
+"""``PatchingAndEmbedding``: a ViT's patch projection, class token and learned position embedding.
+
+Canonical tensors (attribute names, identical in both backends):
+``projection.kernel`` (p, p, C, D), ``projection.bias`` (D,), ``class_token`` (1, 1, D),
+``position_embedding`` (1, 1 + N, D) with N = (H // p) * (W // p) patches in row-major order.
+Loading a checkpoint into a block (or ViT) of another image size resamples the position embedding
+over the patch grid, as timm does (see ``deepvision.layers._resample``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from deepvision.layers._block import build_block, register_block
+from deepvision.layers._resample import position_embedding_adapter
+from deepvision.portable import portable_converters, register_shape_adapter
+
+DEFAULT_IMAGE_SHAPE = (224, 224, 3)  # channels-last; what input_shape=None means
+
+
+def _build_shape(config: dict) -> tuple:
+    return tuple(config.get("input_shape") or DEFAULT_IMAGE_SHAPE)
+
+
+ARCHITECTURE = register_block(
+    "PatchingAndEmbedding",
+    "patching_and_embedding",
+    build_shape=_build_shape,
+    reference_config={"project_dim": 16, "patch_size": 4, "input_shape": [16, 16, 3]},
+)
+register_shape_adapter(position_embedding_adapter)
+
+
+def PatchingAndEmbedding(
+    project_dim: int,
+    patch_size: int,
+    input_shape: Sequence[int] | None = None,
+    backend: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Split an image into patches, project them, prepend a class token and add position embeddings.
+
+    Args:
+        project_dim: embedding width D.
+        patch_size: side p of the square patches (conv kernel = stride = p, with bias).
+        input_shape: image shape in the backend's layout ((H, W, C) for TensorFlow, (C, H, W) for
+            PyTorch); fixes the number of positions. ``None`` means 224x224x3.
+        backend: ``"tensorflow"`` or ``"pytorch"``.
+
+    Input: images (B, H, W, C) TensorFlow / (B, C, H, W) PyTorch.
+    Output: tokens (B, 1 + N, D) in both, class token first, patches in row-major order.
+    """
+    return build_block("PatchingAndEmbedding", locals())
+
+
+tf_to_pt, pt_to_tf = portable_converters("PatchingAndEmbedding")
