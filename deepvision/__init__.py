@@ -12,12 +12,12 @@ from typing import Any
 __version__ = "0.2.0"
 
 _SUBMODULES = ("layers", "models", "evaluation", "datasets", "training", "importers", "adapters", "backend",
-               "registry", "portable", "parity", "convert", "onnx_export", "cli")
+               "registry", "portable", "parity", "conversion", "onnx_export", "cli")
 _FUNCTIONS = {
     "save_portable": "deepvision.portable",
     "load_portable": "deepvision.portable",
     "check_parity": "deepvision.parity",
-    "convert": "deepvision.convert",
+    "convert": "deepvision.conversion",
     "export_onnx": "deepvision.onnx_export",
 }
 

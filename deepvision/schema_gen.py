@@ -30,10 +30,17 @@ def _shapes(arch: Architecture, **kwargs: Any) -> tuple[dict[str, tuple[int, ...
             config_of(model))
 
 
-def schema_for(name: str) -> Schema:
-    """The schema of architecture ``name`` at its default config (blocks: their reference config)."""
+def is_generic(name: str) -> bool:
+    """Whether the tensor names of ``name`` depend on its config (blocks, the generic ``ViT``): its
+    checked-in schema then describes the reference config only."""
+    return not get_architecture(name).fixed
+
+
+def schema_for(name: str, config: dict[str, Any] | None = None) -> Schema:
+    """The schema of architecture ``name`` at its default config (blocks: their reference config),
+    or at ``config`` (backend-neutral) when given."""
     arch = get_architecture(name)
-    shapes, roles, config = _shapes(arch)
+    shapes, roles, config = _shapes(arch, **(config or {}))
     arguments = set(constructor_arguments(arch.implementation("pytorch")))
     variable: set[tuple[str, int]] = set()
     optional: dict[str, str] = {}
@@ -44,11 +51,11 @@ def schema_for(name: str) -> Schema:
         height, width, channels = config["input_shape"]
         probes.append({"input_shape": [height + 32, width + 64, channels]})
     for probe in probes:
-        other, _, _ = _shapes(arch, **probe)
+        other, _, _ = _shapes(arch, **{**config, **probe})
         for tensor, shape in shapes.items():
             variable.update((tensor, axis) for axis, (a, b) in enumerate(zip(shape, other.get(tensor, shape))) if a != b)
     if "include_top" in arguments and config.get("include_top"):
-        headless, _, _ = _shapes(arch, include_top=False)
+        headless, _, _ = _shapes(arch, **{**config, "include_top": False})
         optional = {tensor: "include_top=false" for tensor in shapes if tensor not in headless}
     templated = {
         tensor: tuple(None if (tensor, axis) in variable else dim for axis, dim in enumerate(shape))

@@ -63,10 +63,12 @@ def to_framework(x: np.ndarray, backend: str) -> Any:
     return keras.ops.convert_to_tensor(x)
 
 
-def from_framework(y: Any, backend: str) -> np.ndarray:
-    """A backend output as numpy, channels-last for images."""
+def from_framework(y: Any, backend: str) -> Any:
+    """A backend output as numpy, channels-last for images (a list of them for multi-output models)."""
     if isinstance(y, Mapping):
         y = y["output"]
+    if isinstance(y, (list, tuple)):
+        return [from_framework(item, backend) for item in y]
     if backend == PYTORCH:
         array = y.detach().cpu().float().numpy()
         return array.transpose(0, 2, 3, 1) if array.ndim == 4 else array

@@ -88,3 +88,13 @@ def test_every_listed_block_and_family_exists():
     for family in deepvision.models.FAMILIES:
         importlib.import_module(family)
     assert len(deepvision.models.list_models()) >= 20
+
+
+def test_top_level_functions_survive_submodule_imports():
+    import deepvision
+    import deepvision.conversion
+    import deepvision.parity
+    import deepvision.portable  # noqa: F401
+
+    assert callable(deepvision.convert) and callable(deepvision.check_parity)
+    assert callable(deepvision.save_portable) and callable(deepvision.load_portable)

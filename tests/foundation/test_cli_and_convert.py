@@ -11,7 +11,7 @@ import pytest
 
 from deepvision import testing
 from deepvision.cli import main
-from deepvision.convert import ConversionError, convert
+from deepvision.conversion import ConversionError, convert
 from deepvision.parity import check_parity
 from deepvision.portable import load_portable, save_portable
 from deepvision.registry import build

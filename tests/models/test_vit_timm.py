@@ -340,7 +340,7 @@ def test_headless_and_non_vit_checkpoints(tmp_path):
 
 
 def test_convert_api_goes_through_the_importer_and_exporter(tmp_path):
-    from deepvision.convert import convert
+    from deepvision.conversion import convert
 
     dst = convert(FIXTURES / f"{P32}.safetensors", tmp_path / "canonical.safetensors", src_format="timm")
     with interchange.open_checkpoint(dst) as ckpt:

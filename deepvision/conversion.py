@@ -1,4 +1,4 @@
-"""``deepvision.convert``: any supported weight file -> canonical checkpoint -> any supported file.
+"""``deepvision.convert`` (module ``deepvision.conversion``): any weight file -> canonical checkpoint -> any file.
 
 Formats (detected from the file name and, for ``.safetensors``, the metadata):
 
