@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+sys.path.insert(0, str(SCHEMAS.parent))  # run from a checkout without installing
 
 
 def main(argv: list[str] | None = None) -> int:
