@@ -25,10 +25,11 @@ def variable_slot(name: str, variable: keras.Variable, role: str | None = None) 
         dtype=str(variable.dtype),
         role=role,
         trainable=bool(variable.trainable),
-        read=lambda: np.array(keras.ops.convert_to_numpy(variable.value)),
+        # convert_to_numpy already returns a fresh host copy: wrapping it in np.array would copy twice.
+        read=lambda: keras.ops.convert_to_numpy(variable.value),
         write=write,
         variable=variable,
-        to_canonical=lambda value: np.array(keras.ops.convert_to_numpy(value)),
+        to_canonical=lambda value: keras.ops.convert_to_numpy(value),
     )
 
 
