@@ -1,0 +1,64 @@
+"""``FusedMBConv``: EfficientNetV2's fused inverted-residual block, as keras.applications builds it.
+
+Structure (TensorFlow "same" padding in both backends):
+
+- ``expand_ratio != 1``: expand kxk conv with ``strides`` (no bias) + BN + act ->
+  ``[squeeze-excitation on the expanded filters]`` -> project 1x1 conv (no bias) + BN (no activation).
+- ``expand_ratio == 1``: ``[squeeze-excitation on the input]`` -> project kxk conv with ``strides``
+  (no bias) + BN + act.
+
+Then ``[drop path + residual]`` when ``strides == 1`` and ``input_filters == output_filters``. The
+squeeze-excitation bottleneck is ``max(1, int(input_filters * se_ratio))`` when ``0 < se_ratio <= 1``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deepvision.layers._block import build_block, register_block
+from deepvision.portable import portable_converters
+
+ARCHITECTURE = register_block(
+    "FusedMBConv",
+    "fused_mbconv",
+    build_shape=lambda c: (None, None, c["input_filters"]),
+    reference_config={"input_filters": 8, "output_filters": 8, "expand_ratio": 4, "se_ratio": 0.25},
+)
+
+
+def FusedMBConv(
+    input_filters: int,
+    output_filters: int,
+    expand_ratio: int = 1,
+    kernel_size: int = 3,
+    strides: int = 1,
+    se_ratio: float = 0.0,
+    bn_momentum: float = 0.9,
+    activation: str = "swish",
+    dropout: float = 0.0,
+    bn_epsilon: float = 1e-3,
+    backend: str | None = None,
+) -> Any:
+    """A Fused-MBConv block.
+
+    Args:
+        input_filters: channels of the input.
+        output_filters: channels of the output.
+        expand_ratio: expanded channels = ``input_filters * expand_ratio``; 1 means a single kxk conv.
+        kernel_size: size of the (only) spatial conv.
+        strides: stride of the spatial conv (TensorFlow "same" padding, asymmetric at stride 2).
+        se_ratio: squeeze-excitation ratio relative to ``input_filters``; 0 disables it.
+        bn_momentum: Keras BatchNorm momentum (weight of the old statistic).
+        activation: Keras activation name (``"swish"``).
+        dropout: drop-path probability of the residual branch (used only when there is a residual).
+        bn_epsilon: BatchNorm epsilon (keras.applications: 1e-3).
+        backend: ``"tensorflow"`` (input (N, H, W, C)) or ``"pytorch"`` (input (N, C, H, W)).
+
+    Returns:
+        A ``keras.layers.Layer`` or ``torch.nn.Module``; output (N, H/s, W/s, output_filters) or
+        (N, output_filters, H/s, W/s), with ``ceil`` division.
+    """
+    return build_block("FusedMBConv", locals())
+
+
+tf_to_pt, pt_to_tf = portable_converters("FusedMBConv")
