@@ -94,11 +94,16 @@ def import_keras_application(
 
     arch = get_architecture(architecture)
     family = _family_of(architecture)
+    # A family may need extra config entries to be keras.applications' exact network (e.g. EfficientNetV2's
+    # filter rounding, its preprocessing layer): `CONFIG_OVERRIDES`, and `application_config(app_model)`.
+    overrides = dict(getattr(family, "CONFIG_OVERRIDES", {}))
     if isinstance(src, keras.Model):
         app_model = src
-        config = _config_of_application(app_model, config or {})
+        if hasattr(family, "application_config"):
+            overrides.update(family.application_config(app_model))
+        config = _config_of_application(app_model, {**overrides, **(config or {})})
     else:
-        config = default_config(architecture, **(config or {}))
+        config = default_config(architecture, **{**overrides, **(config or {})})
         app_model = build_application(architecture, config)
         try:
             app_model.load_weights(str(src))
