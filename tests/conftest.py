@@ -12,3 +12,5 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # oversubscription, which slowed PyTorch down 10x or more here.
 for _var in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
     os.environ.setdefault(_var, "1")
+# Spinning OpenMP threads starve the other worker on a 2-core machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

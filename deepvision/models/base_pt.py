@@ -74,7 +74,7 @@ class DeepVisionModulePT(pl.LightningModule):
     # ------------------------------------------------------------------------------------------
     # Training configuration
     # ------------------------------------------------------------------------------------------
-    def compile(  # noqa: A003 - the seed's API; shadows nn.Module.compile on purpose
+    def compile(  # the seed's API; shadows nn.Module.compile on purpose
         self,
         loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | str | None = None,
         optimizer: torch.optim.Optimizer | type | Callable[..., torch.optim.Optimizer] | str | None = None,
@@ -254,11 +254,30 @@ class DeepVisionModulePT(pl.LightningModule):
             config["scheduler"] = scheduler(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": config}
 
+    def setup(self, stage: str) -> None:
+        """Create the metrics of an uncompiled model before Lightning moves it to its device."""
+        if "train_metrics" not in self._modules:
+            self._dv_build_metrics()
+
+    def on_fit_start(self) -> None:
+        """Train in training mode, as Keras's ``fit`` does.
+
+        ``load_portable``/``to_backend`` hand PyTorch models over in inference mode (``eval()``),
+        and Lightning keeps the mode it finds: such a model would train with frozen BatchNorm
+        statistics and without dropout. A model whose root is in eval mode is switched to
+        ``train()``; submodules deliberately put in eval mode under a training root (e.g. frozen
+        BatchNorm for fine-tuning) are left as they are.
+        """
+        if not self.training:
+            self.train()
+
     def _dv_step(self, batch: Any, stage: str) -> torch.Tensor:
         inputs, labels = _split_batch(batch)
         logits = self(inputs)
         # float32 loss also under bf16/fp16 autocast, as Keras computes it.
         loss = self._dv_loss_fn()(logits.float(), labels)
+        if not self._dv_logging():
+            return loss  # a manual loop calling the step: nothing to log into
         train = stage == "train"
         size = int(inputs.shape[0])
         # sync_dist averages the epoch values over DDP processes (train is logged per process,
@@ -273,6 +292,14 @@ class DeepVisionModulePT(pl.LightningModule):
             # across processes under DDP) and reset them.
             self.log_dict(dict(metrics.items()), prog_bar=True, on_step=False, on_epoch=True, batch_size=size)
         return loss
+
+    def _dv_logging(self) -> bool:
+        # self.log works inside a Trainer loop (or under Fabric); elsewhere, e.g. a manual loop
+        # calling training_step on a model that a Trainer used before, it would raise.
+        if getattr(self, "_fabric", None) is not None:
+            return True
+        trainer = getattr(self, "_trainer", None)
+        return trainer is not None and not trainer.barebones and trainer._results is not None
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """Loss on an ``(inputs, labels)`` batch (logged as ``train_loss``, plus ``train_accuracy``)."""
