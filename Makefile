@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint env clean
+.PHONY: demo test test-all lint env clean
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(STAMP)
 	$(PY) -m deepvision demo
 
 test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadgroup -q -m "not slow" tests
+
+# Everything, including the full-size repeats marked slow (about twice as long).
+test-all: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup -q tests
 
 lint: $(STAMP)

@@ -301,7 +301,7 @@ def test_plot_writes_png(tmp_path):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
+
 @pytest.mark.parametrize("name,size,expected", [
     ("ResNet18V2", 64, ("output of ", "output of post_act")),
     ("ViTTiny16", 32, ("tokens entering ", "tokens entering blocks.")),

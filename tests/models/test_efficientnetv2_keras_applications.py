@@ -138,9 +138,9 @@ def test_b1_headless_pooled_without_preprocessing_at_64x64():
 
 @pytest.mark.parametrize("name", [
     "EfficientNetV2B0",
-    pytest.param("EfficientNetV2B2", marks=pytest.mark.slow),
-    pytest.param("EfficientNetV2B3", marks=pytest.mark.slow),
-    pytest.param("EfficientNetV2S", marks=pytest.mark.slow),
+    "EfficientNetV2B2",
+    "EfficientNetV2B3",
+    "EfficientNetV2S",
     pytest.param("EfficientNetV2M", marks=pytest.mark.slow),
     pytest.param("EfficientNetV2L", marks=pytest.mark.slow),
 ])

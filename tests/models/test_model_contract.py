@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import gc
 import json
 from pathlib import Path
 
@@ -30,13 +30,23 @@ SEED_PARAMETERS = {
 MODELS = [name for name in deepvision.models.list_models() if get_architecture(name).family != "tests"]
 VARIANTS = [name for name in MODELS if name in SEED_PARAMETERS]
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+# Variants of a family share one implementation class per backend: file formats and fit are checked
+# on the first registered variant of each family, numbers and names on every variant.
+REPRESENTATIVES = {next(n for n in MODELS if get_architecture(n).family == f)
+                   for f in {get_architecture(n).family for n in MODELS}}
+
+
+def _per_model(names):
+    # One worker per model, and consecutive tests, so only one model pair is alive at a time.
+    return [pytest.param(n, marks=pytest.mark.xdist_group(f"contract-{n}")) for n in names]
 
 
 def test_every_seed_model_is_registered():
     assert sorted(SEED_PARAMETERS) == sorted(VARIANTS)
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", [n for n in deepvision.registry.list_architectures()
+                                  if get_architecture(n).family != "tests"])
 def test_schema_file_is_up_to_date(name):
     schema = schema_for(name)
     path = SCHEMAS / f"{schema.architecture}@{schema.version}.json"
@@ -55,8 +65,7 @@ def test_pytorch_parameter_count_equals_the_seed(name):
     assert split["trainable"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", VARIANTS)
+@pytest.mark.parametrize("name", _per_model(VARIANTS))
 def test_keras_full_size_count_and_canonical_names(name):
     import keras
 
@@ -74,27 +83,37 @@ def test_keras_full_size_count_and_canonical_names(name):
     finally:
         del model
         keras.backend.clear_session()
+        gc.collect()
 
 
-@functools.cache
-def small_pair(name: str):
+@pytest.fixture(scope="module", params=_per_model(MODELS))
+def pair(request):
     """A calibrated small Keras model and its PyTorch twin through the canonical format."""
+    import keras
+
+    name = request.param
     config = dict(get_architecture(name).reference_config)
     tf_model = build_from_neutral_config(name, config, "tensorflow")
     x = np.random.default_rng(0).normal(size=(4, *config["input_shape"])).astype(np.float32)
     # Shrinking the last norm of each residual branch keeps deep nets out of the chaotic regime
     # (parity-pitfalls.md); only EfficientNetV2 names it so, other families are unaffected.
     testing.calibrate_batch_norm(tf_model, x, shrink=("project_bn",))
-    return config, tf_model, to_backend(tf_model, "pytorch")
+    yield name, config, tf_model, to_backend(tf_model, "pytorch")
+    keras.backend.clear_session()
+    gc.collect()
+
+
+def _representative(name: str) -> None:
+    if name not in REPRESENTATIVES:
+        pytest.skip("file formats and fit are checked on one variant per family (same implementation class)")
 
 
 def _inputs(config, seed=1):
     return np.random.default_rng(seed).normal(size=(2, *config["input_shape"])).astype(np.float32)
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_small_model_parity_through_the_canonical_format(name):
-    config, tf_model, pt_model = small_pair(name)
+def test_small_model_parity_through_the_canonical_format(pair):
+    name, config, tf_model, pt_model = pair
     report = check_parity(tf_model, pt_model, inputs=_inputs(config), rtol=1e-4)
     assert report.ok, str(report)
     back = to_backend(pt_model, "tensorflow")
@@ -102,9 +121,8 @@ def test_small_model_parity_through_the_canonical_format(name):
         np.testing.assert_array_equal(value, testing.canonical_state(back)[tensor], err_msg=tensor)
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_outputs_are_logits_and_plain_tensors(name):
-    config, tf_model, pt_model = small_pair(name)
+def test_outputs_are_logits_and_plain_tensors(pair):
+    name, config, tf_model, pt_model = pair
     y = testing.forward(pt_model, _inputs(config))
     assert y.shape == (2, config.get("classes", 1000))
     assert not np.allclose(y.sum(-1), 1.0, atol=1e-3), "looks like softmax probabilities"
@@ -113,11 +131,11 @@ def test_outputs_are_logits_and_plain_tensors(name):
     assert keras.ops.is_tensor(tf_model(_inputs(config)))
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_keras_files_reload_through_deepvision(name, tmp_path):
+def test_keras_files_reload_through_deepvision(pair, tmp_path):
     from deepvision.models.keras_io import load_keras_model
 
-    config, tf_model, _ = small_pair(name)
+    name, config, tf_model, _ = pair
+    _representative(name)
     x = _inputs(config)
     expected = testing.forward(tf_model, x)
     for file in ("m.keras", "m.h5"):
@@ -130,11 +148,10 @@ def test_keras_files_reload_through_deepvision(name, tmp_path):
     assert testing.max_abs_error(testing.forward(fresh, x), expected) <= 1e-6
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_torch_state_dict_and_portable_reload(name, tmp_path):
+def test_torch_state_dict_and_portable_reload(pair, tmp_path):
     import torch
 
-    config, _, pt_model = small_pair(name)
+    name, config, _, pt_model = pair
     torch.save(pt_model.state_dict(), tmp_path / "m.pt")
     fresh = build_from_neutral_config(name, config, "pytorch")
     fresh.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
@@ -152,21 +169,20 @@ def test_torch_state_dict_and_portable_reload(name, tmp_path):
     assert check_parity(load_portable(path, backend="tensorflow"), pt_model, inputs=x).ok
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_config_round_trip(name):
-    config, tf_model, pt_model = small_pair(name)
+def test_config_round_trip(pair):
+    name, config, tf_model, pt_model = pair
     rebuilt = type(tf_model).from_config(tf_model.get_config())
     assert count_params(rebuilt) == count_params(tf_model)
     assert json.dumps(type(pt_model).from_config(pt_model.get_config()).get_config(), sort_keys=True, default=str) == \
         json.dumps(pt_model.get_config(), sort_keys=True, default=str)
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_keras_fit_runs_on_tf_data(name):
+def test_keras_fit_runs_on_tf_data(pair):
     import keras
     import tensorflow as tf
 
-    config = dict(get_architecture(name).reference_config)
+    name, config, _, _ = pair
+    _representative(name)
     model = build_from_neutral_config(name, config, "tensorflow")
     x = _inputs(config)
     y = np.array([0, 1])

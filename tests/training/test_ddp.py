@@ -13,7 +13,7 @@ pytest.importorskip("torch")
 pytest.importorskip("pytorch_lightning")
 
 
-@pytest.mark.slow
+@pytest.mark.subprocess
 def test_ddp_two_processes_match_single_process(tmp_path):
     import torch
 

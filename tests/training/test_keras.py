@@ -111,7 +111,7 @@ def test_policy_was_reset():
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
-@pytest.mark.slow
+@pytest.mark.subprocess
 def test_mirrored_strategy_two_logical_cpus():
     # Logical devices can only be set before TensorFlow initialises: a fresh interpreter.
     script = Path(__file__).with_name("mirrored_script.py")

@@ -160,7 +160,7 @@ def test_bf16_mixed():
         assert model.training_step(batch, 0).dtype == torch.float32
 
 
-@pytest.mark.slow
+@pytest.mark.compile
 def test_torch_compile_inference_and_training():
     # torch.compile of the network's forward: two graphs (inference, then training forward and
     # backward), about 25 s each on 2 cores; one batch shape so that nothing recompiles.
