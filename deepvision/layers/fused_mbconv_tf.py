@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from deepvision.layers.core_tf import Activation, batch_norm, conv2d
-from deepvision.layers.mbconv import se_filters
+from deepvision.layers.mbconv import MBCONV_ARGUMENTS, se_filters
 from deepvision.layers.squeeze_excitation_tf import CONV_KERNEL_INITIALIZER, SqueezeExcitationTF
 from deepvision.layers.stochastic_depth_tf import StochasticDepthTF
 
@@ -76,16 +76,4 @@ class FusedMBConvTF(keras.layers.Layer):
         return x
 
     def get_config(self) -> dict:
-        return {
-            **super().get_config(),
-            "input_filters": self.input_filters,
-            "output_filters": self.output_filters,
-            "expand_ratio": self.expand_ratio,
-            "kernel_size": self.kernel_size,
-            "strides": self.strides,
-            "se_ratio": self.se_ratio,
-            "bn_momentum": self.bn_momentum,
-            "activation": self.activation,
-            "dropout": self.dropout,
-            "bn_epsilon": self.bn_epsilon,
-        }
+        return {**super().get_config(), **{name: getattr(self, name) for name in MBCONV_ARGUMENTS}}

@@ -23,6 +23,12 @@ ARCHITECTURE = register_block(
 )
 
 
+# The constructor arguments shared by MBConv and FusedMBConv (same signature by design), which are
+# exactly what their implementations' get_config() returns.
+MBCONV_ARGUMENTS = ("input_filters", "output_filters", "expand_ratio", "kernel_size", "strides", "se_ratio",
+                    "bn_momentum", "activation", "dropout", "bn_epsilon")
+
+
 def se_filters(input_filters: int, se_ratio: float) -> int:
     """Bottleneck width of the squeeze-excitation of an (Fused)MBConv block, 0 when it has none."""
     return max(1, int(input_filters * se_ratio)) if 0 < se_ratio <= 1 else 0

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from deepvision.layers.core_pt import Activation, BatchNorm2d, conv2d, depthwise_conv2d
-from deepvision.layers.mbconv import se_filters
+from deepvision.layers.mbconv import MBCONV_ARGUMENTS, se_filters
 from deepvision.layers.squeeze_excitation_pt import SqueezeExcitationPT, init_conv_
 from deepvision.layers.stochastic_depth_pt import StochasticDepthPT
 
@@ -68,15 +68,4 @@ class MBConvPT(nn.Module):
         return x
 
     def get_config(self) -> dict:
-        return {
-            "input_filters": self.input_filters,
-            "output_filters": self.output_filters,
-            "expand_ratio": self.expand_ratio,
-            "kernel_size": self.kernel_size,
-            "strides": self.strides,
-            "se_ratio": self.se_ratio,
-            "bn_momentum": self.bn_momentum,
-            "activation": self.activation,
-            "dropout": self.dropout,
-            "bn_epsilon": self.bn_epsilon,
-        }
+        return {name: getattr(self, name) for name in MBCONV_ARGUMENTS}
