@@ -3,7 +3,7 @@
 keras.applications' layer names (``block4b_se_reduce``, ``stem_bn``, ``predictions``) are mapped to
 deepvision's canonical names (``blocks.7.se.conv_reduce``, ``stem_bn``, ``head``); the tensors
 themselves are in Keras layout, which is the canonical layout. The structure of each variant comes
-from the family's :func:`~deepvision.models.classification.efficientnet.block_plan`, so the map is
+from the family's :func:`~deepvision.models.classification.efficientnetv2.block_plan`, so the map is
 checked against the exact set of canonical tensors (and shapes) of the deepvision model.
 """
 
@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from deepvision.layers.mbconv import se_filters
-from deepvision.models.classification.efficientnet import (
+from deepvision.models.classification.efficientnetv2 import (
     BLOCKS_ARGS,
     VARIANTS,
     block_plan,

@@ -4,7 +4,7 @@ Canonical tensors (attribute names, identical in both backends):
 ``projection.kernel`` (p, p, C, D), ``projection.bias`` (D,), ``class_token`` (1, 1, D),
 ``position_embedding`` (1, 1 + N, D) with N = (H // p) * (W // p) patches in row-major order.
 Loading a checkpoint into a block (or ViT) of another image size resamples the position embedding
-over the patch grid, as timm does (see ``deepvision.layers._resample``).
+over the patch grid, as timm does (see ``deepvision.models.classification.vit.resample``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from deepvision.layers._block import build_block, register_block
-from deepvision.layers._resample import position_embedding_adapter
+from deepvision.models.classification.vit.resample import position_embedding_adapter
 from deepvision.portable import portable_converters, register_shape_adapter
 
 DEFAULT_IMAGE_SHAPE = (224, 224, 3)  # channels-last; what input_shape=None means

@@ -15,7 +15,7 @@ from typing import Any
 # Model families: each package registers its architectures on import, without importing a framework.
 FAMILIES = (
     "deepvision.models.classification.resnetv2",
-    "deepvision.models.classification.efficientnet",
+    "deepvision.models.classification.efficientnetv2",
     "deepvision.models.classification.vit",
 )
 

@@ -17,7 +17,7 @@ from deepvision import registry, testing
 from deepvision.adapters import count_params, slots_by_name
 from deepvision.backend import PYTORCH, TENSORFLOW
 from deepvision.importers.keras_applications_efficientnetv2 import canonical_shapes
-from deepvision.models.classification.efficientnet import CALIBRATION_SHRINK
+from deepvision.models.classification.efficientnetv2 import CALIBRATION_SHRINK
 from deepvision.portable import to_backend
 from deepvision.registry import Architecture, build_from_neutral_config, get_architecture, register
 
@@ -50,8 +50,8 @@ def tiny():
     canonical format rebuild a model from its registered architecture."""
     register(Architecture(
         name=TINY, kind="model", family="tests",
-        tensorflow="deepvision.models.classification.efficientnet.efficientnetv2_tf:EfficientNetV2TF",
-        pytorch="deepvision.models.classification.efficientnet.efficientnetv2_pt:EfficientNetV2PT",
+        tensorflow="deepvision.models.classification.efficientnetv2.efficientnetv2_tf:EfficientNetV2TF",
+        pytorch="deepvision.models.classification.efficientnetv2.efficientnetv2_pt:EfficientNetV2PT",
         fixed={"width_coefficient": 1.0, "depth_coefficient": 1.0, "blocks_args": TINY_BLOCKS},
         reference_config={"input_shape": [17, 23, 3], "classes": 5},
     ))

@@ -21,7 +21,7 @@ from deepvision import testing
 from deepvision.adapters import slots_by_name
 from deepvision.backend import PYTORCH, TENSORFLOW
 from deepvision.importers import keras_applications_efficientnetv2 as mapping
-from deepvision.models.classification.efficientnet import CALIBRATION_SHRINK
+from deepvision.models.classification.efficientnetv2 import CALIBRATION_SHRINK
 from deepvision.portable import to_backend
 from deepvision.registry import get_architecture
 

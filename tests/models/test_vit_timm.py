@@ -28,7 +28,7 @@ from deepvision.importers.timm import (
     timm_model_args,
     timm_state_dict_spec,
 )
-from deepvision.layers._resample import (
+from deepvision.models.classification.vit.resample import (
     antialias_bicubic_weights,
     resample_position_embedding,
     resize_bicubic_antialias,

@@ -6,7 +6,7 @@ Registration only (no framework import). Every variant equals timm's model of th
 are timm's. ``ViT`` is the generic architecture (any patch size, width, depth, heads, MLP size).
 Implementations: ``vit_tf.ViTTF`` and ``vit_pt.ViTPT``; timm checkpoints in and out:
 ``deepvision.importers.timm``. Loading a checkpoint into a model of another image size resamples
-the position embedding the way timm does (bicubic, antialiased; see ``deepvision.layers._resample``).
+the position embedding the way timm does (bicubic, antialiased; see ``deepvision.models.classification.vit.resample``).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ asymmetric "same" padding costs in PyTorch.
 
 Usage::
 
-    python tools/bench_efficientnet.py --trials 30 --batch 8            # B0 and S, 224x224
-    python tools/bench_efficientnet.py --trials 5 --batch 2 --models B0  # a short run
+    python tools/bench_efficientnetv2.py --trials 30 --batch 8            # B0 and S, 224x224
+    python tools/bench_efficientnetv2.py --trials 5 --batch 2 --models B0  # a short run
 
 For each variant, every model gets the same weights (keras.applications' random init, copied
 through the canonical names; checked to give the same logits before timing) and the same input.

@@ -37,7 +37,7 @@ def custom_objects() -> dict[str, type]:
     from deepvision.layers.mbconv_tf import MBConvTF
     from deepvision.layers.squeeze_excitation_tf import SqueezeExcitationTF
     from deepvision.layers.stochastic_depth_tf import StochasticDepthTF
-    from deepvision.models.classification.efficientnet.efficientnetv2_tf import EfficientNetV2TF
+    from deepvision.models.classification.efficientnetv2.efficientnetv2_tf import EfficientNetV2TF
 
     objects: dict[str, type] = {}
     for cls in (EfficientNetV2TF, MBConvTF, FusedMBConvTF, SqueezeExcitationTF, StochasticDepthTF):

@@ -20,7 +20,7 @@ from deepvision.layers.fused_mbconv_pt import FusedMBConvPT
 from deepvision.layers.mbconv_pt import MBConvPT
 from deepvision.layers.squeeze_excitation_pt import init_conv_
 from deepvision.models.base_pt import DeepVisionModulePT
-from deepvision.models.classification.efficientnet import (
+from deepvision.models.classification.efficientnetv2 import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     PREPROCESSING_MODES,

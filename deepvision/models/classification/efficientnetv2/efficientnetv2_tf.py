@@ -17,7 +17,7 @@ from deepvision.layers.fused_mbconv_tf import FusedMBConvTF
 from deepvision.layers.mbconv_tf import MBConvTF
 from deepvision.layers.squeeze_excitation_tf import CONV_KERNEL_INITIALIZER
 from deepvision.models.base_tf import DeepVisionModelTF
-from deepvision.models.classification.efficientnet import (
+from deepvision.models.classification.efficientnetv2 import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     PREPROCESSING_MODES,
