@@ -38,6 +38,10 @@ class Architecture:
         preprocessing: the input facts (size, mean, std, value range) as timm's pretrained_cfg.
         build_shape: for blocks, config -> channels-last input shape without batch (``None`` for
             free sizes), used to build a Keras block that has not been called yet.
+        parameters: the variant's parameter count at ``include_top=True``, ``classes=1000`` in the
+            Keras meaning (BatchNorm moving statistics included), as KerasHub presets carry
+            ``params``; ``None`` for blocks and generic entries. The contract test checks both
+            backends and the README table against it.
     """
 
     name: str
@@ -50,6 +54,7 @@ class Architecture:
     schema_version: int = 1
     preprocessing: Mapping[str, Any] = field(default_factory=dict)
     build_shape: Callable[[Mapping[str, Any]], tuple] | None = None
+    parameters: int | None = None
 
     @property
     def schema(self) -> str:
