@@ -12,12 +12,51 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Model families: each package registers its architectures on import, without importing a framework.
+# Model families: each package registers its architectures on import, without importing a framework,
+# and defines one public factory per variant (deepvision.models.factory.variant_factory).
 FAMILIES = (
     "deepvision.models.classification.resnetv2",
     "deepvision.models.classification.efficientnetv2",
     "deepvision.models.classification.vit",
+    "deepvision.models.nerf",
 )
+
+# The public factories, by name (inspect.signature and help() show each variant's own arguments).
+from deepvision.models.classification.efficientnetv2 import (  # noqa: E402
+    EfficientNetV2B0,
+    EfficientNetV2B1,
+    EfficientNetV2B2,
+    EfficientNetV2B3,
+    EfficientNetV2L,
+    EfficientNetV2M,
+    EfficientNetV2S,
+)
+from deepvision.models.classification.resnetv2 import (  # noqa: E402
+    ResNet18V2,
+    ResNet34V2,
+    ResNet50V2,
+    ResNet101V2,
+    ResNet152V2,
+)
+from deepvision.models.classification.vit import (  # noqa: E402
+    ViT,
+    ViTB16,
+    ViTB32,
+    ViTL16,
+    ViTL32,
+    ViTS16,
+    ViTS32,
+    ViTTiny16,
+    ViTTiny32,
+)
+
+__all__ = [
+    "create_model", "list_models", "load_all",
+    "ResNet18V2", "ResNet34V2", "ResNet50V2", "ResNet101V2", "ResNet152V2",
+    "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3",
+    "EfficientNetV2S", "EfficientNetV2M", "EfficientNetV2L",
+    "ViT", "ViTTiny16", "ViTS16", "ViTB16", "ViTL16", "ViTTiny32", "ViTS32", "ViTB32", "ViTL32",
+]
 
 
 def load_all() -> None:
@@ -43,24 +82,19 @@ def create_model(name: str, backend: str | None = None, **kwargs: Any) -> Any:
     return build(name, backend, **kwargs)
 
 
-def _factory(name: str):
-    def factory(*, backend: str | None = None, **kwargs: Any) -> Any:
-        return create_model(name, backend=backend, **kwargs)
-
-    factory.__name__ = factory.__qualname__ = name
-    factory.__doc__ = (
-        f"Build {name}. Arguments: include_top, classes, input_shape (backend layout), pooling, "
-        "drop_path_rate, backend ('tensorflow' or 'pytorch'), and the family's own options."
-    )
-    return factory
-
-
 def __getattr__(name: str) -> Any:
-    # deepvision.models.ResNet50V2 etc. are generated from the registry: one mechanism, no copies.
+    # A family listed in FAMILIES but not yet imported above: its package defines the factory.
     if not name.startswith("_") and name in list_models():
-        return _factory(name)
+        from deepvision.registry import get_architecture
+
+        family = get_architecture(name).pytorch.partition(":")[0].rpartition(".")[0]
+        factory = getattr(importlib.import_module(family), name, None)
+        if factory is not None:
+            return factory
+        raise AttributeError(f"{family} registers {name!r} but defines no factory: add "
+                             f"`{name} = variant_factory({name!r}, ARGUMENTS, ...)` there.")
     raise AttributeError(f"module 'deepvision.models' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(["create_model", "list_models", "load_all", *list_models()])
+    return sorted({*__all__, *list_models()})

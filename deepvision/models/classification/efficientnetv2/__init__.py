@@ -12,6 +12,13 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from deepvision.models.factory import (
+    AS_BACKBONE,
+    COMMON_ARGUMENTS,
+    REQUIRED,
+    Argument,
+    variant_factory,
+)
 from deepvision.registry import Architecture, register
 
 _TF = "deepvision.models.classification.efficientnetv2.efficientnetv2_tf:EfficientNetV2TF"
@@ -181,6 +188,40 @@ def _preprocessing(size: int, crop_pct: float, mode: str) -> dict[str, Any]:
     }
 
 
+# The seed's counts (include_top=True, classes=1000, moving statistics included). They equal
+# keras.applications' except B3's (see round_filters).
+PARAMETERS = {
+    "EfficientNetV2B0": 7_200_312,
+    "EfficientNetV2B1": 8_212_124,
+    "EfficientNetV2B2": 10_178_374,
+    "EfficientNetV2B3": 14_486_374,
+    "EfficientNetV2S": 21_612_360,
+    "EfficientNetV2M": 54_431_388,
+    "EfficientNetV2L": 119_027_848,
+}
+
+# The constructor arguments of EfficientNetV2TF / EfficientNetV2PT, in order, with their defaults
+# (the mirror test checks both classes against this list).
+ARGUMENTS = (
+    Argument("width_coefficient", REQUIRED, float, "scales every stage's filters."),
+    Argument("depth_coefficient", REQUIRED, float, "scales every stage's block count (rounded up)."),
+    Argument("blocks_args", REQUIRED, "Sequence[dict[str, Any]]", "the stage table (see BLOCKS_ARGS)."),
+    *COMMON_ARGUMENTS,
+    Argument("dropout_rate", 0.2, float, "dropout before the head."),
+    Argument("include_preprocessing", True, bool,
+             "the model takes [0, 255] pixels and normalises them itself (preprocessing_mode)."),
+    Argument("preprocessing_mode", "imagenet", str,
+             "'imagenet' (x / 255, ImageNet mean/std) or 'symmetric' (x / 128 - 1)."),
+    Argument("depth_divisor", 8, int, "filter counts are rounded to multiples of it."),
+    Argument("min_depth", 8, "int | None", "smallest filter count after rounding."),
+    Argument("min_filter_ratio", 0.9, "float | None",
+             "MobileNet's rounding guard (the seed's B3); None: keras.applications' rounding."),
+    Argument("bn_momentum", 0.9, float, "Keras BatchNorm momentum (weight of the old statistic)."),
+    Argument("bn_epsilon", 1e-3, float, "BatchNorm epsilon."),
+    Argument("activation", "swish", str, "Keras activation name."),
+    AS_BACKBONE,
+)
+
 for _name, (_width, _depth, _table, _size, _crop, _mode) in VARIANTS.items():
     register(
         Architecture(
@@ -197,5 +238,14 @@ for _name, (_width, _depth, _table, _size, _crop, _mode) in VARIANTS.items():
             },
             reference_config={"input_shape": [64, 64, 3], "classes": 10},
             preprocessing=_preprocessing(_size, _crop, _mode),
+            parameters=PARAMETERS[_name],
         )
     )
+
+EfficientNetV2B0 = variant_factory("EfficientNetV2B0", ARGUMENTS, "EfficientNetV2-B0 (width 1.0, depth 1.0)")
+EfficientNetV2B1 = variant_factory("EfficientNetV2B1", ARGUMENTS, "EfficientNetV2-B1 (width 1.0, depth 1.1)")
+EfficientNetV2B2 = variant_factory("EfficientNetV2B2", ARGUMENTS, "EfficientNetV2-B2 (width 1.1, depth 1.2)")
+EfficientNetV2B3 = variant_factory("EfficientNetV2B3", ARGUMENTS, "EfficientNetV2-B3 (width 1.2, depth 1.4)")
+EfficientNetV2S = variant_factory("EfficientNetV2S", ARGUMENTS, "EfficientNetV2-S (six stages, [-1, 1] inputs)")
+EfficientNetV2M = variant_factory("EfficientNetV2M", ARGUMENTS, "EfficientNetV2-M (seven stages, [-1, 1] inputs)")
+EfficientNetV2L = variant_factory("EfficientNetV2L", ARGUMENTS, "EfficientNetV2-L (seven stages, [-1, 1] inputs)")

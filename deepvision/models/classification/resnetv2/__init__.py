@@ -8,6 +8,7 @@ pre-activation style. Implementations: ``resnetv2_tf.ResNetV2TF`` and ``resnetv2
 
 from __future__ import annotations
 
+from deepvision.models.factory import AS_BACKBONE, COMMON_ARGUMENTS, Argument, variant_factory
 from deepvision.registry import Architecture, register
 
 _TF = "deepvision.models.classification.resnetv2.resnetv2_tf:ResNetV2TF"
@@ -32,6 +33,27 @@ VARIANTS = {
     "ResNet152V2": ([3, 8, 36, 3], "bottleneck"),
 }
 
+# The seed's counts (include_top=True, classes=1000, moving statistics included); they equal
+# keras.applications' ResNet50V2/101V2/152V2.
+PARAMETERS = {
+    "ResNet18V2": 11_696_488,
+    "ResNet34V2": 21_812_072,
+    "ResNet50V2": 25_613_800,
+    "ResNet101V2": 44_675_560,
+    "ResNet152V2": 60_380_648,
+}
+
+# The constructor arguments of ResNetV2TF / ResNetV2PT, in order, with their defaults (the mirror
+# test checks both classes against this list).
+ARGUMENTS = (
+    *COMMON_ARGUMENTS,
+    AS_BACKBONE,
+    Argument("stackwise_blocks", (3, 4, 6, 3), "Sequence[int]", "blocks per stage."),
+    Argument("stackwise_filters", (64, 128, 256, 512), "Sequence[int]", "bottleneck width of each stage."),
+    Argument("stackwise_strides", (2, 2, 2, 1), "Sequence[int]", "stride of each stage (on its last block)."),
+    Argument("block_type", "bottleneck", str, "'bottleneck' (x4 expansion) or 'basic' (two 3x3 convs)."),
+)
+
 for _name, (_blocks, _block_type) in VARIANTS.items():
     register(
         Architecture(
@@ -48,5 +70,15 @@ for _name, (_blocks, _block_type) in VARIANTS.items():
             },
             reference_config={"input_shape": [64, 64, 3], "classes": 10},
             preprocessing=PREPROCESSING,
+            parameters=PARAMETERS[_name],
         )
     )
+
+ResNet18V2 = variant_factory("ResNet18V2", ARGUMENTS, "pre-activation ResNet-18 (basic blocks [2, 2, 2, 2])")
+ResNet34V2 = variant_factory("ResNet34V2", ARGUMENTS, "pre-activation ResNet-34 (basic blocks [3, 4, 6, 3])")
+ResNet50V2 = variant_factory("ResNet50V2", ARGUMENTS,
+                             "keras.applications ResNet50V2 (bottleneck blocks [3, 4, 6, 3])")
+ResNet101V2 = variant_factory("ResNet101V2", ARGUMENTS,
+                              "keras.applications ResNet101V2 (bottleneck blocks [3, 4, 23, 3])")
+ResNet152V2 = variant_factory("ResNet152V2", ARGUMENTS,
+                              "keras.applications ResNet152V2 (bottleneck blocks [3, 8, 36, 3])")

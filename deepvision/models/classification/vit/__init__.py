@@ -11,6 +11,14 @@ the position embedding the way timm does (bicubic, antialiased; see ``deepvision
 
 from __future__ import annotations
 
+from deepvision.models.factory import (
+    CLASSES,
+    DROP_PATH_RATE,
+    INCLUDE_TOP,
+    INPUT_SHAPE,
+    Argument,
+    variant_factory,
+)
 from deepvision.registry import Architecture, register
 
 _TF = "deepvision.models.classification.vit.vit_tf:ViTTF"
@@ -27,24 +35,29 @@ PREPROCESSING = {
     "crop_mode": "center",
 }
 
-# The constructor arguments of ViTTF / ViTPT and their defaults (ViT-B/16), backend-neutral.
-DEFAULT_CONFIG = {
-    "include_top": True,
-    "classes": 1000,
-    "input_shape": None,
-    "pooling": None,
-    "drop_path_rate": 0.0,
-    "as_backbone": False,
-    "patch_size": 16,
-    "project_dim": 768,
-    "num_layers": 12,
-    "num_heads": 12,
-    "mlp_dim": 3072,
-    "layer_norm_epsilon": 1e-6,
-    "mlp_dropout": 0.0,
-    "attention_dropout": 0.0,
-    "activation": "gelu",
-}
+# The constructor arguments of ViTTF / ViTPT, in order, with their defaults (ViT-B/16); the mirror
+# test checks both classes against this list.
+ARGUMENTS = (
+    INCLUDE_TOP,
+    CLASSES,
+    INPUT_SHAPE,
+    Argument("pooling", None, "str | None",
+             "'token' (class token; the default with the head), 'avg' or 'max' over the patch tokens; "
+             "None without the head returns every token (N, 1 + patches, project_dim)."),
+    DROP_PATH_RATE,
+    Argument("as_backbone", False, bool, "return the tokens after every block instead."),
+    Argument("patch_size", 16, int, "side of the square patches (the input must be divisible by it)."),
+    Argument("project_dim", 768, int, "token width."),
+    Argument("num_layers", 12, int, "number of transformer blocks."),
+    Argument("num_heads", 12, int, "attention heads per block."),
+    Argument("mlp_dim", 3072, int, "hidden width of each block's MLP."),
+    Argument("layer_norm_epsilon", 1e-6, float, "epsilon of every LayerNorm."),
+    Argument("mlp_dropout", 0.0, float, "dropout inside the MLPs."),
+    Argument("attention_dropout", 0.0, float, "dropout on the attention weights."),
+    Argument("activation", "gelu", str, "MLP activation (exact erf GELU, as timm)."),
+)
+# The same, as a backend-neutral config dict.
+DEFAULT_CONFIG = {argument.name: argument.default for argument in ARGUMENTS}
 
 # width -> (depth, heads, MLP width) of the standard sizes; timm's names for them.
 SIZES = {
@@ -72,6 +85,12 @@ register(
         preprocessing=PREPROCESSING,
     )
 )
+# timm's counts (include_top=True, classes=1000); a ViT has no BatchNorm statistics.
+PARAMETERS = {
+    "ViTTiny16": 5_717_416, "ViTS16": 22_050_664, "ViTB16": 86_567_656, "ViTL16": 304_326_632,
+    "ViTTiny32": 6_131_560, "ViTS32": 22_878_952, "ViTB32": 88_224_232, "ViTL32": 306_535_400,
+}
+
 for _name, _fixed in VARIANTS.items():
     register(
         Architecture(
@@ -84,8 +103,19 @@ for _name, _fixed in VARIANTS.items():
             # Two patches a side: small, and still more than one position to embed.
             reference_config={"input_shape": [2 * _fixed["patch_size"]] * 2 + [3], "classes": 10},
             preprocessing=PREPROCESSING,
+            parameters=PARAMETERS[_name],
         )
     )
+
+ViT = variant_factory("ViT", ARGUMENTS, "a Vision Transformer of any patch size, width, depth, heads and MLP size")
+ViTTiny16 = variant_factory("ViTTiny16", ARGUMENTS, "ViT-Ti/16 (timm vit_tiny_patch16_224): width 192, 12 layers, 3 heads")
+ViTS16 = variant_factory("ViTS16", ARGUMENTS, "ViT-S/16 (timm vit_small_patch16_224): width 384, 12 layers, 6 heads")
+ViTB16 = variant_factory("ViTB16", ARGUMENTS, "ViT-B/16 (timm vit_base_patch16_224): width 768, 12 layers, 12 heads")
+ViTL16 = variant_factory("ViTL16", ARGUMENTS, "ViT-L/16 (timm vit_large_patch16_224): width 1024, 24 layers, 16 heads")
+ViTTiny32 = variant_factory("ViTTiny32", ARGUMENTS, "ViT-Ti/32 (timm vit_tiny_patch32_224): width 192, 12 layers, 3 heads")
+ViTS32 = variant_factory("ViTS32", ARGUMENTS, "ViT-S/32 (timm vit_small_patch32_224): width 384, 12 layers, 6 heads")
+ViTB32 = variant_factory("ViTB32", ARGUMENTS, "ViT-B/32 (timm vit_base_patch32_224): width 768, 12 layers, 12 heads")
+ViTL32 = variant_factory("ViTL32", ARGUMENTS, "ViT-L/32 (timm vit_large_patch32_224): width 1024, 24 layers, 16 heads")
 
 
 def drop_path_rates(drop_path_rate: float, num_layers: int) -> list[float]:
