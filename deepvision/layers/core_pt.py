@@ -14,6 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepvision.layers.core import ACTIVATIONS, activation_name
+
+__all__ = ["ACTIVATIONS", "Activation", "BatchNorm2d", "Conv2dSame", "FUNCTIONS", "activation_name", "conv2d", "depthwise_conv2d",
+           "same_padding"]
+
 
 class BatchNorm2d(nn.BatchNorm2d):
     """``nn.BatchNorm2d`` with Keras's conventions, for (N, C, H, W) input.
@@ -97,18 +102,19 @@ class Activation(nn.Module):
     """An activation by Keras name: ``swish``/``silu``, ``relu``, ``gelu`` (exact, erf), ``gelu_tanh``,
     ``sigmoid``, ``hard_sigmoid``, ``tanh``, ``softmax`` (last axis), ``linear``/``None``."""
 
-    def __init__(self, activation: str | None) -> None:
+    def __init__(self, activation: str | None = "linear") -> None:
         super().__init__()
         self.activation = activation_name(activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _ACTIVATIONS[self.activation](x)
+        return FUNCTIONS[self.activation](x)
 
     def extra_repr(self) -> str:
         return self.activation
 
 
-_ACTIVATIONS = {
+# One function per name of ``core.ACTIVATIONS`` (mirrors ``core_tf.FUNCTIONS``).
+FUNCTIONS = {
     "linear": lambda x: x,
     "relu": F.relu,
     "swish": F.silu,
@@ -120,12 +126,3 @@ _ACTIVATIONS = {
     "tanh": torch.tanh,
     "softmax": lambda x: torch.softmax(x, dim=-1),
 }
-
-
-def activation_name(name: str | None) -> str:
-    """Normalise an activation name (shared by both backends so configs agree)."""
-    name = "linear" if name is None else str(name).lower()
-    name = {"silu": "swish"}.get(name, name)
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"Unknown activation {name!r}. Valid: {sorted(_ACTIVATIONS)} (or 'silu').")
-    return name

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import keras
+from keras import ops
 
-ACTIVATIONS = ("linear", "relu", "swish", "gelu", "gelu_tanh", "sigmoid", "hard_sigmoid", "tanh", "softmax")
+from deepvision.layers.core import ACTIVATIONS, activation_name
 
-
-def activation_name(name: str | None) -> str:
-    """Normalise an activation name (same rule as ``core_pt.activation_name``)."""
-    name = "linear" if name is None else str(name).lower()
-    name = {"silu": "swish"}.get(name, name)
-    if name not in ACTIVATIONS:
-        raise ValueError(f"Unknown activation {name!r}. Valid: {sorted(ACTIVATIONS)} (or 'silu').")
-    return name
+__all__ = ["ACTIVATIONS", "FUNCTIONS", "Activation", "activation_name", "batch_norm", "conv2d", "depthwise_conv2d"]
 
 
 class Activation(keras.layers.Layer):
@@ -24,23 +18,25 @@ class Activation(keras.layers.Layer):
         self.activation = activation_name(activation)
 
     def call(self, x):
-        ops = keras.ops
-        if self.activation == "linear":
-            return x
-        if self.activation == "gelu":
-            return ops.gelu(x, approximate=False)
-        if self.activation == "gelu_tanh":
-            return ops.gelu(x, approximate=True)
-        if self.activation == "swish":
-            return ops.silu(x)
-        if self.activation == "hard_sigmoid":
-            return ops.relu6(x + 3.0) / 6.0
-        if self.activation == "softmax":
-            return ops.softmax(x, axis=-1)
-        return getattr(ops, self.activation)(x)
+        return FUNCTIONS[self.activation](x)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "activation": self.activation}
+
+
+# One function per name of ``core.ACTIVATIONS`` (mirrors ``core_pt.FUNCTIONS``).
+FUNCTIONS = {
+    "linear": lambda x: x,
+    "relu": ops.relu,
+    "swish": ops.silu,
+    "gelu": lambda x: ops.gelu(x, approximate=False),
+    "gelu_tanh": lambda x: ops.gelu(x, approximate=True),
+    "sigmoid": ops.sigmoid,
+    # Keras 3's hard_sigmoid: relu6(x + 3) / 6.
+    "hard_sigmoid": lambda x: ops.relu6(x + 3.0) / 6.0,
+    "tanh": ops.tanh,
+    "softmax": lambda x: ops.softmax(x, axis=-1),
+}
 
 
 def batch_norm(momentum: float = 0.99, epsilon: float = 1e-3, **kwargs) -> keras.layers.BatchNormalization:
