@@ -55,7 +55,11 @@ INPUT_SHAPE = Argument(
 POOLING = Argument("pooling", None, "str | None",
                    "without the head: None returns the feature map, 'avg' or 'max' pools it.")
 DROP_PATH_RATE = Argument("drop_path_rate", 0.0, float, "stochastic-depth rate of the last block (linear in depth).")
-AS_BACKBONE = Argument("as_backbone", False, bool, "return the list of per-stage feature maps instead.")
+# The backbone arguments (deepvision.models.features), right after the common ones in every family.
+FEATURES_ONLY = Argument("features_only", False, bool,
+                         "return a list of feature maps (see feature_info) instead of logits.")
+OUT_INDICES = Argument("out_indices", None, "Sequence[int] | None",
+                       "which feature levels (negative from the end); None: the family's default.")
 COMMON_ARGUMENTS = (INCLUDE_TOP, CLASSES, INPUT_SHAPE, POOLING, DROP_PATH_RATE)
 
 _BACKEND = inspect.Parameter("backend", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="str | None")

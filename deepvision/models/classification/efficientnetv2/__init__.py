@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from deepvision.models.factory import (
-    AS_BACKBONE,
     COMMON_ARGUMENTS,
+    FEATURES_ONLY,
+    OUT_INDICES,
     REQUIRED,
     Argument,
     variant_factory,
@@ -207,6 +208,8 @@ ARGUMENTS = (
     Argument("depth_coefficient", REQUIRED, float, "scales every stage's block count (rounded up)."),
     Argument("blocks_args", REQUIRED, "Sequence[dict[str, Any]]", "the stage table (see BLOCKS_ARGS)."),
     *COMMON_ARGUMENTS,
+    FEATURES_ONLY,
+    OUT_INDICES,
     Argument("dropout_rate", 0.2, float, "dropout before the head."),
     Argument("include_preprocessing", True, bool,
              "the model takes [0, 255] pixels and normalises them itself (preprocessing_mode)."),
@@ -219,7 +222,6 @@ ARGUMENTS = (
     Argument("bn_momentum", 0.9, float, "Keras BatchNorm momentum (weight of the old statistic)."),
     Argument("bn_epsilon", 1e-3, float, "BatchNorm epsilon."),
     Argument("activation", "swish", str, "Keras activation name."),
-    AS_BACKBONE,
 )
 
 for _name, (_width, _depth, _table, _size, _crop, _mode) in VARIANTS.items():

@@ -8,7 +8,7 @@ pre-activation style. Implementations: ``resnetv2_tf.ResNetV2TF`` and ``resnetv2
 
 from __future__ import annotations
 
-from deepvision.models.factory import AS_BACKBONE, COMMON_ARGUMENTS, Argument, variant_factory
+from deepvision.models.factory import COMMON_ARGUMENTS, FEATURES_ONLY, OUT_INDICES, Argument, variant_factory
 from deepvision.registry import Architecture, register
 
 _TF = "deepvision.models.classification.resnetv2.resnetv2_tf:ResNetV2TF"
@@ -47,7 +47,8 @@ PARAMETERS = {
 # test checks both classes against this list).
 ARGUMENTS = (
     *COMMON_ARGUMENTS,
-    AS_BACKBONE,
+    FEATURES_ONLY,
+    OUT_INDICES,
     Argument("stackwise_blocks", (3, 4, 6, 3), "Sequence[int]", "blocks per stage."),
     Argument("stackwise_filters", (64, 128, 256, 512), "Sequence[int]", "bottleneck width of each stage."),
     Argument("stackwise_strides", (2, 2, 2, 1), "Sequence[int]", "stride of each stage (on its last block)."),

@@ -14,8 +14,10 @@ from __future__ import annotations
 from deepvision.models.factory import (
     CLASSES,
     DROP_PATH_RATE,
+    FEATURES_ONLY,
     INCLUDE_TOP,
     INPUT_SHAPE,
+    OUT_INDICES,
     Argument,
     variant_factory,
 )
@@ -45,7 +47,8 @@ ARGUMENTS = (
              "'token' (class token; the default with the head), 'avg' or 'max' over the patch tokens; "
              "None without the head returns every token (N, 1 + patches, project_dim)."),
     DROP_PATH_RATE,
-    Argument("as_backbone", False, bool, "return the tokens after every block instead."),
+    FEATURES_ONLY,
+    OUT_INDICES,
     Argument("patch_size", 16, int, "side of the square patches (the input must be divisible by it)."),
     Argument("project_dim", 768, int, "token width."),
     Argument("num_layers", 12, int, "number of transformer blocks."),
@@ -55,6 +58,8 @@ ARGUMENTS = (
     Argument("mlp_dropout", 0.0, float, "dropout inside the MLPs."),
     Argument("attention_dropout", 0.0, float, "dropout on the attention weights."),
     Argument("activation", "gelu", str, "MLP activation (exact erf GELU, as timm)."),
+    Argument("dynamic_img_size", False, bool, "resample the position embedding at call time for any input "
+             "whose sides are multiples of the patch size."),
 )
 # The same, as a backend-neutral config dict.
 DEFAULT_CONFIG = {argument.name: argument.default for argument in ARGUMENTS}
