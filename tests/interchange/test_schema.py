@@ -16,11 +16,14 @@ from interchange import (
     UnknownArchitectureError,
     list_schemas,
     load_schema,
+    register_migration,
     resolve_schemas_dir,
+    unregister_migration,
     validate,
     validate_checkpoint,
     write_checkpoint,
 )
+from interchange.evolution import check_evolution
 from interchange.schema import default_schemas_dir, infer_role
 
 
@@ -214,3 +217,63 @@ def test_schema_from_checkpoint_regenerates_identically(ckpt_path, tmp_path):
 )
 def test_infer_role(name, role):
     assert infer_role(name) == role
+
+
+# --------------------------------------------------------------------------- evolution (SPEC sections 4, 5)
+
+
+def _renamed(schema: Schema, old: str, new: str, version: int | None = None) -> Schema:
+    tensors = [TensorSpec(new, t.shape, t.role, t.optional_when) if t.name == old else t for t in schema.tensors]
+    return Schema(schema.architecture, schema.version if version is None else version, tensors, schema.config)
+
+
+@pytest.fixture
+def evolution_dir(tmp_path):
+    """A schemas folder holding TinyNet@1 only; migrations registered by a test are removed after it."""
+    _tiny_schema(1).write(tmp_path)
+    yield tmp_path
+    unregister_migration("TinyNet", 1)
+
+
+def test_unchanged_schema_passes_and_config_changes_only_need_regenerating(evolution_dir):
+    assert check_evolution(_tiny_schema(1), evolution_dir).ok
+    changed_config = _tiny_schema(1)
+    changed_config.config["features_only"] = False
+    report = check_evolution(changed_config, evolution_dir)
+    assert report.stale and not report.problems
+    assert "generate_schemas.py" in str(report)
+
+
+def test_a_rename_without_a_version_bump_fails(evolution_dir):
+    """Regenerating the file is not a fix: checkpoints written as TinyNet@1 name the old tensors."""
+    report = check_evolution(_renamed(_tiny_schema(1), "stem.conv.kernel", "stem_conv.kernel"), evolution_dir)
+    assert not report.ok and not report.stale
+    (problem,) = report.problems
+    assert "gone: stem.conv.kernel" in problem and "new: stem_conv.kernel" in problem
+    assert "schema_version to 2" in problem and "register a migration TinyNet v1->v2" in problem
+    reshaped = _tiny_schema(1)
+    reshaped.tensors[0] = TensorSpec("stem.conv.kernel", (3, 3, 3, 16), "weight")
+    (problem,) = check_evolution(reshaped, evolution_dir).problems
+    assert "changed: stem.conv.kernel (3, 3, 3, 8) -> (3, 3, 3, 16)" in problem
+
+
+def test_a_bump_needs_the_old_file_and_a_migration_that_produces_the_new_names(evolution_dir):
+    bumped = _renamed(_tiny_schema(1), "stem.conv.kernel", "stem_conv.kernel", version=2)
+    bumped.write(evolution_dir)
+    (problem,) = check_evolution(bumped, evolution_dir).problems
+    assert "no registered migration leads from TinyNet v1 to v2" in problem
+    register_migration("TinyNet", 1, 2, {"stem.bn.gamma": "stem.bn.weight"})  # the wrong tensor
+    (problem,) = check_evolution(bumped, evolution_dir).problems
+    assert "do not produce the v2 tensors" in problem and "stem_conv.kernel" in problem
+    unregister_migration("TinyNet", 1)
+    register_migration("TinyNet", 1, 2, {"stem.conv.kernel": "stem_conv.kernel"})
+    assert check_evolution(bumped, evolution_dir).ok
+    (evolution_dir / "TinyNet@1.json").unlink()
+    (problem,) = check_evolution(bumped, evolution_dir).problems
+    assert "TinyNet@1.json is missing" in problem
+
+
+def test_a_schema_file_newer_than_the_architecture_fails(evolution_dir):
+    _tiny_schema(2).write(evolution_dir)
+    report = check_evolution(_tiny_schema(1), evolution_dir)
+    assert any("newer than the architecture's schema_version 1" in p for p in report.problems)
