@@ -181,6 +181,9 @@ def load_into(model: Any, ckpt: interchange.Checkpoint, *, strict: bool = True,
     report = LoadReport()
     model_config = config_of(model) if hasattr(model, "get_config") else {}
     file_config = file_config if file_config is not None else (ckpt.config or {})
+    # A features-only model (deepvision.models.features) lacks the classifier's head and later
+    # blocks: their tensors in a classifier's file are excluded, not unexpected.
+    exclude = (*exclude, *(f"{prefix}.*" for prefix in getattr(model, "pruned_modules", ()) or ()))
     names = set(ckpt.names)
     report.excluded = sorted(n for n in set(slots) | names if _matches(n, exclude))
     report.missing = [n for n in slots if n not in names and n not in report.excluded]

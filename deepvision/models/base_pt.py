@@ -14,11 +14,14 @@ it deliberately shadows ``torch.nn.Module.compile``. For ``torch.compile`` use
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+
+from deepvision.models.features import FeatureInfo, FeatureLevel
 
 # Names accepted by ``compile(optimizer="...")``, built with ``learning_rate``.
 _OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
@@ -70,6 +73,64 @@ class DeepVisionModulePT(pl.LightningModule):
     def count_params(self) -> int:
         """Parameters plus persistent floating-point buffers, as Keras's ``count_params()``."""
         return self.count_params_split()["total"]
+
+    # ------------------------------------------------------------------------------------------
+    # Backbone API (features_only / out_indices / feature_info), see deepvision.models.features
+    # ------------------------------------------------------------------------------------------
+    def _dv_init_features(self, levels: Sequence[FeatureLevel], positions: Sequence[int] | None,
+                          pruned: Sequence[str] = ()) -> None:
+        """Record the family's feature levels (mirrors ``DeepVisionModelTF._dv_init_features``).
+
+        Args:
+            levels: every level the network has, in forward order.
+            positions: the indices of the levels this features-only model returns; ``None`` for a
+                classifier.
+            pruned: canonical prefixes of the classifier's modules this model does not build.
+        """
+        object.__setattr__(self, "_dv_levels", tuple(levels))
+        object.__setattr__(self, "_dv_feature_positions", None if positions is None else tuple(positions))
+        object.__setattr__(self, "_dv_pruned", tuple(pruned))
+
+    @property
+    def feature_info(self) -> FeatureInfo:
+        """The levels this features-only model returns, or every level a classifier could return."""
+        levels = self.__dict__.get("_dv_levels", ())
+        positions = self.__dict__.get("_dv_feature_positions")
+        positions = range(len(levels)) if positions is None else positions
+        return FeatureInfo([levels[p] for p in positions], positions)
+
+    @property
+    def pruned_modules(self) -> tuple[str, ...]:
+        """Canonical prefixes of the classifier's modules a features-only model does not build."""
+        return self.__dict__.get("_dv_pruned", ())
+
+    def set_grad_checkpointing(self, enable: bool = True) -> DeepVisionModulePT:
+        """Recompute each block's activations in the backward pass instead of keeping them.
+
+        Blocks run through ``torch.utils.checkpoint`` (non-reentrant, RNG state preserved, so
+        dropout and drop path draw the same masks) whenever gradients are being recorded. The
+        recomputation restores the block's buffers afterwards, so BatchNorm moving statistics are
+        updated once per step, as without checkpointing.
+
+        Returns:
+            The model itself.
+        """
+        object.__setattr__(self, "_dv_grad_checkpointing", bool(enable))
+        return self
+
+    @property
+    def grad_checkpointing(self) -> bool:
+        """Whether :meth:`set_grad_checkpointing` is on."""
+        return bool(self.__dict__.get("_dv_grad_checkpointing", False))
+
+    def _dv_run_block(self, block: torch.nn.Module, *args: Any) -> Any:
+        """``block(*args)``, checkpointed when :meth:`set_grad_checkpointing` is on and grads are recorded."""
+        if not (self.grad_checkpointing and torch.is_grad_enabled()):
+            return block(*args)
+        from torch.utils.checkpoint import checkpoint
+
+        return checkpoint(block, *args, use_reentrant=False,
+                          context_fn=lambda: (contextlib.nullcontext(), _buffers_restored(block)))
 
     # ------------------------------------------------------------------------------------------
     # Training configuration
@@ -161,7 +222,7 @@ class DeepVisionModulePT(pl.LightningModule):
     def has_top(self) -> bool:
         """Whether the model returns class logits (``include_top`` and a class count)."""
         config = getattr(self, "_dv_config", {})
-        return bool(config.get("include_top", True)) and not config.get("as_backbone", False) \
+        return bool(config.get("include_top", True)) and not config.get("features_only", False) \
             and config.get("classes") is not None
 
     def _dv_setting(self, name: str, default: Any = None) -> Any:
@@ -317,6 +378,19 @@ class DeepVisionModulePT(pl.LightningModule):
         """The model's output (logits for a model with a top) for ``inputs`` or ``(inputs, labels)``."""
         inputs, _ = _split_batch(batch)
         return self(inputs)
+
+
+@contextlib.contextmanager
+def _buffers_restored(module: torch.nn.Module) -> Iterator[None]:
+    # The backward pass re-runs the block's forward: without this, BatchNorm would update its
+    # moving statistics (and num_batches_tracked) a second time per step.
+    saved = [(buffer, buffer.detach().clone()) for buffer in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
 
 
 def _split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import keras
+
+from deepvision.models.features import FeatureInfo, FeatureLevel
 
 
 class DeepVisionModelTF(keras.Model):
@@ -34,3 +37,69 @@ class DeepVisionModelTF(keras.Model):
         from deepvision.adapters import count_params
 
         return count_params(self)
+
+    # ------------------------------------------------------------------------------------------
+    # Backbone API (features_only / out_indices / feature_info), see deepvision.models.features
+    # ------------------------------------------------------------------------------------------
+    def _dv_init_features(self, levels: Sequence[FeatureLevel], positions: Sequence[int] | None,
+                          pruned: Sequence[str] = ()) -> None:
+        """Record the family's feature levels (call after ``super().__init__``).
+
+        Args:
+            levels: every level the network has, in forward order.
+            positions: the indices of the levels this features-only model returns (from
+                :func:`~deepvision.models.features.select_levels`); ``None`` for a classifier.
+            pruned: canonical prefixes (``"head"``, ``"blocks.7"``) of the classifier's modules this
+                model does not build; loading a classifier checkpoint reports them as excluded.
+        """
+        object.__setattr__(self, "_dv_levels", tuple(levels))
+        object.__setattr__(self, "_dv_feature_positions", None if positions is None else tuple(positions))
+        object.__setattr__(self, "_dv_pruned", tuple(pruned))
+
+    @property
+    def feature_info(self) -> FeatureInfo:
+        """The levels this features-only model returns, or every level a classifier could return."""
+        levels = self.__dict__.get("_dv_levels", ())
+        positions = self.__dict__.get("_dv_feature_positions")
+        positions = range(len(levels)) if positions is None else positions
+        return FeatureInfo([levels[p] for p in positions], positions)
+
+    @property
+    def pruned_modules(self) -> tuple[str, ...]:
+        """Canonical prefixes of the classifier's modules a features-only model does not build."""
+        return self.__dict__.get("_dv_pruned", ())
+
+    def _dv_checkpoint_layers(self) -> list:
+        """The layers ``set_grad_checkpointing`` rematerialises: the family's blocks by default."""
+        return [block for block in (getattr(self, "blocks", None) or []) if block is not None]
+
+    def set_grad_checkpointing(self, enable: bool = True) -> DeepVisionModelTF:
+        """Recompute each block's activations in the backward pass instead of keeping them.
+
+        Uses Keras's own rematerialisation (what ``keras.RematScope(mode="full")`` sets on a layer
+        created under it, i.e. ``keras.remat`` around the block's ``call``), per block. Gradients
+        are unchanged; the compiled train/test/predict functions are reset so the next ``fit``
+        traces the new setting.
+
+        Returns:
+            The model itself.
+        """
+        mode = _full_remat_mode() if enable else None
+        for layer in self._dv_checkpoint_layers():
+            layer._remat_mode = mode
+        object.__setattr__(self, "_dv_grad_checkpointing", bool(enable))
+        for name in ("train_function", "test_function", "predict_function"):
+            if getattr(self, name, None) is not None:
+                setattr(self, name, None)
+        return self
+
+    @property
+    def grad_checkpointing(self) -> bool:
+        """Whether :meth:`set_grad_checkpointing` is on."""
+        return bool(self.__dict__.get("_dv_grad_checkpointing", False))
+
+
+def _full_remat_mode() -> Any:
+    # The rematerialisation mode keras.RematScope(mode="full") gives the layers created under it.
+    with keras.RematScope(mode="full"):
+        return keras.layers.Identity()._remat_mode
