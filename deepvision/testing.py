@@ -52,7 +52,10 @@ def randomize_weights(obj: Any, seed: int = 0) -> None:
 
 
 def to_framework(x: np.ndarray, backend: str) -> Any:
-    """A channels-last numpy batch as the backend's input tensor (NCHW torch tensor for images)."""
+    """A channels-last numpy batch as the backend's input tensor (NCHW torch tensor for images);
+    a list of arrays (e.g. the feature maps a decoder head takes) becomes a list of tensors."""
+    if isinstance(x, (list, tuple)):
+        return [to_framework(item, backend) for item in x]
     if backend == PYTORCH:
         import torch
 

@@ -25,6 +25,11 @@ BLOCKS = {
     "MultiHeadSelfAttention": "multi_head_self_attention",
     "MLP": "mlp",
     "TransformerEncoder": "transformer_encoder",
+    "OverlappingPatchEmbedding": "overlapping_patch_embedding",
+    "EfficientMultiHeadAttention": "efficient_multi_head_attention",
+    "MixFFN": "mix_ffn",
+    "HierarchicalTransformerEncoder": "hierarchical_transformer_encoder",
+    "SegFormerHead": "segformer_head",
 }
 
 __all__ = list(BLOCKS)

@@ -24,11 +24,14 @@ class BlockCase:
     Attributes:
         block: registered block name, e.g. ``"MBConv"``.
         config: backend-neutral constructor arguments (``input_shape`` channels-last).
-        input_shape: channels-last input shape without the batch axis, e.g. ``(17, 23, 8)``.
+        input_shape: channels-last input shape without the batch axis, e.g. ``(17, 23, 8)``; a tuple
+            of such shapes for a block that takes a list of inputs (``SegFormerHead``).
         id: a short test id.
         batch: batch size of the test input.
         has_batch_norm: whether a training step changes moving statistics.
         training_parity: whether training mode is deterministic (dropout and drop path 0).
+        gradient_floor: fraction of the block's largest gradient that floors each gradient's
+            denominator in :func:`gradient_errors` (rounding noise of analytically zero gradients).
     """
 
     block: str
@@ -38,6 +41,7 @@ class BlockCase:
     batch: int = 2
     has_batch_norm: bool = False
     training_parity: bool = True
+    gradient_floor: float = 1e-3
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
@@ -53,21 +57,25 @@ def build_pair(case: BlockCase, seed: int = 0) -> tuple[Any, Any]:
     return tf_block, to_backend(tf_block, PYTORCH)
 
 
-def sample_input(case: BlockCase, seed: int = 1) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=(case.batch, *case.input_shape)).astype(np.float32)
+def sample_input(case: BlockCase, seed: int = 1) -> np.ndarray | list[np.ndarray]:
+    """A batch for ``case``; a list of batches when ``input_shape`` is a tuple of shapes (multi-input blocks)."""
+    rng = np.random.default_rng(seed)
+    if case.input_shape and isinstance(case.input_shape[0], (tuple, list)):
+        return [rng.normal(size=(case.batch, *shape)).astype(np.float32) for shape in case.input_shape]
+    return rng.normal(size=(case.batch, *case.input_shape)).astype(np.float32)
 
 
-def gradient_errors(grads_a: dict, grads_b: dict) -> dict[str, float]:
+def gradient_errors(grads_a: dict, grads_b: dict, floor: float = 1e-3) -> dict[str, float]:
     """Per-tensor ``max|a - b| / max|b|``.
 
     A gradient that is analytically zero (e.g. a conv bias right before a batch-statistics
     BatchNorm) is pure rounding noise in both backends; its denominator is floored at 1e-3 of the
-    largest gradient of the block so that noise is not reported as a relative error of order one.
+    largest gradient of the block (``floor``) so that noise is not reported as a relative error of order one.
     """
     scale = max(float(np.max(np.abs(g))) for g in grads_b.values())
     errors = {}
     for name, b in grads_b.items():
         a = grads_a[name]
-        denom = max(float(np.max(np.abs(b))), 1e-3 * scale, 1e-30)
+        denom = max(float(np.max(np.abs(b))), floor * scale, 1e-30)
         errors[name] = float(np.max(np.abs(a.astype(np.float64) - b))) / denom
     return errors

@@ -85,7 +85,7 @@ def test_gradient_parity(pair):
     if not tf_grads:
         pytest.skip("no trainable weights")
     assert set(tf_grads) == set(pt_grads)
-    errors = gradient_errors(pt_grads, tf_grads)
+    errors = gradient_errors(pt_grads, tf_grads, case.gradient_floor)
     worst = max(errors, key=errors.get)
     assert errors[worst] <= 1e-4, (worst, errors[worst])
 

@@ -1,0 +1,13 @@
+"""PyTorch bilinear resize with half-pixel centres (mirrors ``upsample_tf.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def resize_bilinear(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, size[0], size[1]); ``align_corners=False`` (half-pixel centres), no antialias."""
+    return F.interpolate(x, size=(int(size[0]), int(size[1])), mode="bilinear", align_corners=False)
