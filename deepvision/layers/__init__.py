@@ -30,6 +30,8 @@ BLOCKS = {
     "MixFFN": "mix_ffn",
     "HierarchicalTransformerEncoder": "hierarchical_transformer_encoder",
     "SegFormerHead": "segformer_head",
+    "LayerScale": "layer_scale",
+    "ConvNeXtBlock": "convnext_block",
 }
 
 __all__ = list(BLOCKS)
