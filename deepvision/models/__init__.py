@@ -18,6 +18,7 @@ FAMILIES = (
     "deepvision.models.classification.resnetv2",
     "deepvision.models.classification.efficientnetv2",
     "deepvision.models.classification.vit",
+    "deepvision.models.segmentation.segformer",
     "deepvision.models.nerf",
 )
 
@@ -49,6 +50,22 @@ from deepvision.models.classification.vit import (  # noqa: E402
     ViTTiny16,
     ViTTiny32,
 )
+from deepvision.models.segmentation.segformer import (  # noqa: E402
+    MiT,
+    MiTB0,
+    MiTB1,
+    MiTB2,
+    MiTB3,
+    MiTB4,
+    MiTB5,
+    SegFormer,
+    SegFormerB0,
+    SegFormerB1,
+    SegFormerB2,
+    SegFormerB3,
+    SegFormerB4,
+    SegFormerB5,
+)
 
 __all__ = [
     "create_model", "list_models", "load_all",
@@ -56,6 +73,8 @@ __all__ = [
     "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3",
     "EfficientNetV2S", "EfficientNetV2M", "EfficientNetV2L",
     "ViT", "ViTTiny16", "ViTS16", "ViTB16", "ViTL16", "ViTTiny32", "ViTS32", "ViTB32", "ViTL32",
+    "SegFormer", "SegFormerB0", "SegFormerB1", "SegFormerB2", "SegFormerB3", "SegFormerB4", "SegFormerB5",
+    "MiT", "MiTB0", "MiTB1", "MiTB2", "MiTB3", "MiTB4", "MiTB5",
 ]
 
 

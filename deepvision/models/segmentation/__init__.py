@@ -1,0 +1,1 @@
+"""Semantic segmentation families (registration only; no framework import)."""
