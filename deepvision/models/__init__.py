@@ -19,10 +19,19 @@ FAMILIES = (
     "deepvision.models.classification.efficientnetv2",
     "deepvision.models.classification.vit",
     "deepvision.models.segmentation.segformer",
+    "deepvision.models.classification.convnext",
     "deepvision.models.nerf",
 )
 
 # The public factories, by name (inspect.signature and help() show each variant's own arguments).
+from deepvision.models.classification.convnext import (  # noqa: E402
+    ConvNeXt,
+    ConvNeXtBase,
+    ConvNeXtLarge,
+    ConvNeXtSmall,
+    ConvNeXtTiny,
+    ConvNeXtXLarge,
+)
 from deepvision.models.classification.efficientnetv2 import (  # noqa: E402
     EfficientNetV2B0,
     EfficientNetV2B1,
@@ -75,6 +84,7 @@ __all__ = [
     "ViT", "ViTTiny16", "ViTS16", "ViTB16", "ViTL16", "ViTTiny32", "ViTS32", "ViTB32", "ViTL32",
     "SegFormer", "SegFormerB0", "SegFormerB1", "SegFormerB2", "SegFormerB3", "SegFormerB4", "SegFormerB5",
     "MiT", "MiTB0", "MiTB1", "MiTB2", "MiTB3", "MiTB4", "MiTB5",
+    "ConvNeXt", "ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtXLarge",
 ]
 
 
