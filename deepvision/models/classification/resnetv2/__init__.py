@@ -33,6 +33,10 @@ VARIANTS = {
     "ResNet152V2": ([3, 8, 36, 3], "bottleneck"),
 }
 
+# The last BatchNorm of each residual branch (the branch ends in a conv without a norm after it).
+# Parity tests on random networks shrink its gamma when calibrating (deepvision.testing.calibrate_batch_norm).
+CALIBRATION_SHRINK = {name: ("norm2",) if block == "bottleneck" else ("norm1",) for name, (_, block) in VARIANTS.items()}
+
 # The seed's counts (include_top=True, classes=1000, moving statistics included); they equal
 # keras.applications' ResNet50V2/101V2/152V2.
 PARAMETERS = {
