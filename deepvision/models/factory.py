@@ -72,7 +72,10 @@ def _describe(value: Any) -> str:
     return repr(value)
 
 
-def _docstring(arch: Architecture, arguments: Sequence[Argument], summary: str) -> str:
+_CLASSIFIER_RETURNS = "The model in that backend: logits (N, classes) with the head, features without it."
+
+
+def _docstring(arch: Architecture, arguments: Sequence[Argument], summary: str, returns: str) -> str:
     lines = [f"Build {arch.name}: {summary}." if summary else f"Build {arch.name}.", ""]
     if arch.parameters is not None:
         lines.append(f"Parameters: {arch.parameters:,} (include_top=True, classes=1000; counted as Keras's "
@@ -89,12 +92,13 @@ def _docstring(arch: Architecture, arguments: Sequence[Argument], summary: str) 
         "        on (N, C, H, W) images); None: the DEEPVISION_BACKEND environment variable's.",
         "",
         "Returns:",
-        "    The model in that backend: logits (N, classes) with the head, features without it.",
+        f"    {returns}",
     ]
     return "\n".join(lines) + "\n"
 
 
-def variant_factory(name: str, arguments: Sequence[Argument], summary: str = "") -> Any:
+def variant_factory(name: str, arguments: Sequence[Argument], summary: str = "",
+                    returns: str = _CLASSIFIER_RETURNS) -> Any:
     """The public factory of registered model ``name``.
 
     Args:
@@ -102,6 +106,7 @@ def variant_factory(name: str, arguments: Sequence[Argument], summary: str = "")
         arguments: the family's constructor arguments, in the implementation classes' order; the
             ones the variant fixes are left out of the factory's signature.
         summary: what the variant is, e.g. ``"ViT-B/16 (timm vit_base_patch16_224)"``.
+        returns: the docstring's "Returns" line (default: a classifier's logits or features).
 
     Returns:
         A function ``name(<arguments>, *, backend=None)`` that builds the model through the
@@ -143,6 +148,6 @@ def variant_factory(name: str, arguments: Sequence[Argument], summary: str = "")
     # help() names the family package that defines the variant, where its implementations live.
     factory.__module__ = arch.pytorch.partition(":")[0].rpartition(".")[0]
     factory.__signature__ = signature  # type: ignore[attr-defined]
-    factory.__doc__ = _docstring(arch, free, summary)
+    factory.__doc__ = _docstring(arch, free, summary, returns)
     factory.architecture = arch  # type: ignore[attr-defined]
     return factory
