@@ -30,7 +30,7 @@ CONFIG_OVERRIDES: dict[str, Any] = {"min_filter_ratio": None}
 
 # keras.applications' defaults, which its constructors do not let you change.
 _FIXED_IN_APPLICATIONS = {"bn_epsilon": 1e-3, "activation": "swish", "depth_divisor": 8, "min_depth": 8,
-                          "as_backbone": False}
+                          "features_only": False}
 
 # keras.applications block layer suffix -> deepvision attribute path inside a (Fused)MBConv block.
 _BLOCK_LAYERS = {
@@ -125,7 +125,7 @@ def canonical_shapes(architecture: str, config: dict[str, Any]) -> dict[str, tup
             conv(prefix + "se.conv_expand", 1, squeeze, filters, bias=True)
         conv(prefix + "project_conv", k if spec["fused"] and expand == 1 else 1, filters, cout)
         norm(prefix + "project_bn", cout)
-    if not config.get("as_backbone", False):
+    if not config.get("features_only", False):
         top = top_filters(width, min_filter_ratio=ratio)
         conv("top_conv", 1, plan[-1]["output_filters"], top)
         norm("top_bn", top)

@@ -55,20 +55,20 @@ def _check_representable(config: dict[str, Any]) -> None:
 
 
 def _has_top(config: dict[str, Any]) -> bool:
-    return bool(config.get("include_top", True)) and not config.get("as_backbone", False)
+    return bool(config.get("include_top", True)) and not config.get("features_only", False)
 
 
 def app_kwargs(config: dict[str, Any]) -> dict[str, Any]:
     """keras.applications constructor kwargs equivalent to a backend-neutral deepvision config.
 
-    ``as_backbone`` models have no top, so they map to ``include_top=False``; ``pooling`` only
+    ``features_only`` models have no top, so they map to ``include_top=False``; ``pooling`` only
     applies without the top; ``drop_path_rate`` is a training-time option and maps to nothing.
     """
     _check_representable(config)
     kwargs: dict[str, Any] = {"weights": None, "classifier_activation": None, "include_top": _has_top(config)}
     if kwargs["include_top"]:
         kwargs["classes"] = int(config.get("classes", 1000))
-    elif not config.get("as_backbone", False):
+    elif not config.get("features_only", False):
         kwargs["pooling"] = config.get("pooling")
     if config.get("input_shape") is not None:
         kwargs["input_shape"] = tuple(config["input_shape"])

@@ -117,7 +117,7 @@ def _pool_mode(config: Mapping[str, Any]) -> str | None:
 
 
 def _config_rules(config: Mapping[str, Any]) -> list[_Rule]:
-    include_top = bool(config.get("include_top", True)) and not config.get("as_backbone", False)
+    include_top = bool(config.get("include_top", True)) and not config.get("features_only", False)
     return _rules(int(config["num_layers"]), _pool_mode(config), include_top)
 
 
@@ -517,7 +517,7 @@ def timm_model_args(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         kwargs["img_size"] = int(shape[0]) if shape[0] == shape[1] else [int(shape[0]), int(shape[1])]
     if int(shape[2]) != 3:
         kwargs["in_chans"] = int(shape[2])
-    include_top = bool(config.get("include_top", True)) and not config.get("as_backbone", False)
+    include_top = bool(config.get("include_top", True)) and not config.get("features_only", False)
     kwargs["num_classes"] = int(config.get("classes", 1000)) if include_top else 0
     pool_mode = _pool_mode(config)
     if pool_mode in ("avg", "max"):

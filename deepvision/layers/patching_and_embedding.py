@@ -36,6 +36,7 @@ def PatchingAndEmbedding(
     project_dim: int,
     patch_size: int,
     input_shape: Sequence[int] | None = None,
+    dynamic_img_size: bool = False,
     backend: str | None = None,
     **kwargs: Any,
 ) -> Any:
@@ -46,10 +47,15 @@ def PatchingAndEmbedding(
         patch_size: side p of the square patches (conv kernel = stride = p, with bias).
         input_shape: image shape in the backend's layout ((H, W, C) for TensorFlow, (C, H, W) for
             PyTorch); fixes the number of positions. ``None`` means 224x224x3.
+        dynamic_img_size: accept any image whose sides are multiples of ``patch_size``: the
+            position embedding (kept at the ``input_shape`` grid) is resampled at call time, bicubic
+            with antialias as timm, by two interpolation matrices from
+            ``vit.resample.interpolation_matrices`` (static sizes: compiles under XLA and torch.compile).
         backend: ``"tensorflow"`` or ``"pytorch"``.
 
     Input: images (B, H, W, C) TensorFlow / (B, C, H, W) PyTorch.
-    Output: tokens (B, 1 + N, D) in both, class token first, patches in row-major order.
+    Output: tokens (B, 1 + N, D) in both, class token first, patches in row-major order
+    (N = (H // p) * (W // p) of the input with ``dynamic_img_size``).
     """
     return build_block("PatchingAndEmbedding", locals())
 

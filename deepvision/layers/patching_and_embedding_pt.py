@@ -9,12 +9,14 @@ from torch import nn
 
 from deepvision.layers.core_pt import conv2d
 from deepvision.layers.patching_and_embedding import DEFAULT_IMAGE_SHAPE
+from deepvision.models.classification.vit.resample import interpolation_matrices
 
 
 class PatchingAndEmbeddingPT(nn.Module):
     """(B, C, H, W) images -> (B, 1 + N, D) tokens: patch conv, class token, position embedding."""
 
-    def __init__(self, project_dim: int, patch_size: int, input_shape: Sequence[int] | None = None) -> None:
+    def __init__(self, project_dim: int, patch_size: int, input_shape: Sequence[int] | None = None,
+                 dynamic_img_size: bool = False) -> None:
         super().__init__()
         if input_shape is None:
             height, width, channels = DEFAULT_IMAGE_SHAPE
@@ -25,6 +27,7 @@ class PatchingAndEmbeddingPT(nn.Module):
         self.project_dim = int(project_dim)
         self.patch_size = int(patch_size)
         self._image_shape = None if input_shape is None else tuple(input_shape)
+        self.dynamic_img_size = bool(dynamic_img_size)
         self.grid = (int(height) // self.patch_size, int(width) // self.patch_size)
         self.num_patches = self.grid[0] * self.grid[1]
         self.projection = conv2d(channels, self.project_dim, self.patch_size, strides=self.patch_size,
@@ -35,8 +38,14 @@ class PatchingAndEmbeddingPT(nn.Module):
         nn.init.trunc_normal_(self.position_embedding, std=0.02, a=-0.04, b=0.04)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.dynamic_img_size and (images.shape[-2] % self.patch_size or images.shape[-1] % self.patch_size):
+            raise ValueError(
+                f"PatchingAndEmbedding(dynamic_img_size=True) needs image sides that are multiples of the patch "
+                f"size {self.patch_size}, got {images.shape[-2]}x{images.shape[-1]}: crop or pad the input."
+            )
         x = self.projection(images)  # (B, D, h, w)
-        if tuple(x.shape[-2:]) != self.grid:
+        grid = (int(x.shape[-2]), int(x.shape[-1]))
+        if grid != self.grid and not self.dynamic_img_size:
             raise ValueError(
                 f"PatchingAndEmbedding was made for a {self.grid[0]}x{self.grid[1]} patch grid but got "
                 f"images of {images.shape[-2]}x{images.shape[-1]}: pass input_shape to match."
@@ -45,11 +54,32 @@ class PatchingAndEmbeddingPT(nn.Module):
         x = x.flatten(2).transpose(1, 2)
         cls = self.class_token.expand(x.shape[0], -1, -1).to(x.dtype)
         x = torch.cat([cls, x], dim=1)
-        return x + self.position_embedding.to(x.dtype)
+        return x + self.resampled_position_embedding(grid).to(x.dtype)
+
+    def resampled_position_embedding(self, grid: tuple[int, int]) -> torch.Tensor:
+        """The position embedding (1, 1 + gh*gw, D) for a (gh, gw) patch grid (differentiable).
+
+        The class token's entry is kept; the patch part is resized from ``self.grid`` with the
+        numpy resampler's interpolation matrices (``Mh @ grid @ Mw^T``), within float32 rounding
+        of ``resample_position_embedding``.
+        """
+        if tuple(grid) == self.grid:
+            return self.position_embedding
+        rows, cols = interpolation_matrices(self.grid, tuple(grid))
+        embedding = self.position_embedding
+        patches = embedding[:, 1:].reshape(1, self.grid[0], self.grid[1], self.project_dim)
+        if cols is not None:
+            patches = torch.einsum("jb,nabd->najd", torch.tensor(cols, dtype=patches.dtype, device=patches.device),
+                                   patches)
+        if rows is not None:
+            patches = torch.einsum("ia,najd->nijd", torch.tensor(rows, dtype=patches.dtype, device=patches.device),
+                                   patches)
+        return torch.cat([embedding[:, :1], patches.reshape(1, -1, self.project_dim)], dim=1)
 
     def get_config(self) -> dict:
         return {
             "project_dim": self.project_dim,
             "patch_size": self.patch_size,
             "input_shape": None if self._image_shape is None else list(self._image_shape),
+            "dynamic_img_size": self.dynamic_img_size,
         }

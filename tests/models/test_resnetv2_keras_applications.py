@@ -146,7 +146,7 @@ def test_headless_models_and_pooling(pooling):
 
 
 def test_backbone_config_maps_to_the_headless_application():
-    config = {**SMALL, "as_backbone": True}
+    config = {**SMALL, "features_only": True}
     kwargs = mapping.app_kwargs(config)
     assert kwargs["include_top"] is False and "pooling" not in kwargs
     app = _application("ResNet50V2", config)

@@ -20,6 +20,7 @@ from deepvision.models.factory import (
     Argument,
     variant_factory,
 )
+from deepvision.models.features import FeatureLevel, last_per_reduction
 from deepvision.registry import Architecture, register
 
 _TF = "deepvision.models.classification.efficientnetv2.efficientnetv2_tf:EfficientNetV2TF"
@@ -148,6 +149,30 @@ def block_plan(
                 "dropout": drop_path_rate * len(plan) / total,
             })
     return plan
+
+
+def feature_levels(plan: Sequence[Mapping[str, Any]]) -> list[FeatureLevel]:
+    """The feature levels of an EfficientNetV2 (``features_only``), in forward order: timm's.
+
+    Candidates are the stage ends (``tap`` = blocks run, ``module`` = the stage's last block), at
+    reduction 2 (the stem) times the strides so far; each level is the last stage end at its
+    reduction. B0: 16, 32, 48, 112, 192 channels at 2, 4, 8, 16, 32 from ``blocks.0, 2, 4, 12, 20``
+    (timm's ``blocks.0, 1, 2, 4, 5``: stage 3 at stride 16 is followed by stage 4 at stride 16).
+    Every level is a block output: the residual sum (or the projection BatchNorm's output where the
+    block has no shortcut), without activation. The top conv (1280 channels) is not a level.
+    """
+    points, reduction = [], 2
+    for i, spec in enumerate(plan):
+        reduction *= int(spec["strides"])
+        if i + 1 == len(plan) or plan[i + 1]["stage"] != spec["stage"]:
+            points.append(FeatureLevel(int(spec["output_filters"]), reduction, f"blocks.{i}", i + 1))
+    return last_per_reduction(points)
+
+
+def features_layout(plan: Sequence[Mapping[str, Any]], selected: Sequence[FeatureLevel]) -> tuple[int, list[str]]:
+    """What a features-only EfficientNetV2 builds: ``(number of blocks, pruned canonical prefixes)``."""
+    blocks = max(level.tap for level in selected)
+    return blocks, [f"blocks.{i}" for i in range(blocks, len(plan))] + ["top_conv", "top_bn", "head"]
 
 
 def stem_filters(width_coefficient: float, blocks_args: Sequence[Mapping[str, Any]], depth_divisor: int = 8,

@@ -25,9 +25,12 @@ from deepvision.models.classification.efficientnetv2 import (
     IMAGENET_STD,
     PREPROCESSING_MODES,
     block_plan,
+    feature_levels,
+    features_layout,
     stem_filters,
     top_filters,
 )
+from deepvision.models.features import check_feature_arguments, select_levels
 
 
 class Rescaling(nn.Module):
@@ -66,7 +69,7 @@ class EfficientNetV2PT(DeepVisionModulePT):
     """EfficientNetV2 for (N, C, H, W) input; arguments as ``EfficientNetV2TF`` (``input_shape`` is (C, H, W)).
 
     Output: logits (N, classes) with ``include_top``; else (N, C) pooled features or the (N, C, h, w)
-    feature map; a list of every stage's output with ``as_backbone``.
+    feature map; a list of (N, C_i, h_i, w_i) with ``features_only`` (see ``feature_info``).
     """
 
     def __init__(
@@ -79,6 +82,8 @@ class EfficientNetV2PT(DeepVisionModulePT):
         input_shape: Sequence[int | None] | None = None,
         pooling: str | None = None,
         drop_path_rate: float = 0.0,
+        features_only: bool = False,
+        out_indices: Sequence[int] | None = None,
         dropout_rate: float = 0.2,
         include_preprocessing: bool = True,
         preprocessing_mode: str = "imagenet",
@@ -88,7 +93,6 @@ class EfficientNetV2PT(DeepVisionModulePT):
         bn_momentum: float = 0.9,
         bn_epsilon: float = 1e-3,
         activation: str = "swish",
-        as_backbone: bool = False,
     ) -> None:
         arguments = dict(locals())
         arguments["blocks_args"] = copy.deepcopy(list(blocks_args))
@@ -97,6 +101,7 @@ class EfficientNetV2PT(DeepVisionModulePT):
             raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
         if preprocessing_mode not in PREPROCESSING_MODES:
             raise ValueError(f"preprocessing_mode must be one of {PREPROCESSING_MODES}, got {preprocessing_mode!r}")
+        check_feature_arguments(features_only, out_indices)
         self._store_config(arguments)
         channels = input_shape[0] if input_shape is not None else 3
 
@@ -115,18 +120,23 @@ class EfficientNetV2PT(DeepVisionModulePT):
 
         plan = block_plan(width_coefficient, depth_coefficient, blocks_args, depth_divisor, min_depth, drop_path_rate,
                           min_filter_ratio)
+        levels, positions, selected, pruned = feature_levels(plan), None, [], []
+        built = len(plan)
+        if features_only:
+            selected, positions = select_levels(levels, out_indices, range(len(levels)))
+            built, pruned = features_layout(plan, selected)
         self.blocks = nn.ModuleList(
             (FusedMBConvPT if spec["fused"] else MBConvPT)(
                 spec["input_filters"], spec["output_filters"], spec["expand_ratio"], spec["kernel_size"],
                 spec["strides"], spec["se_ratio"], bn_momentum, activation, spec["dropout"], bn_epsilon,
             )
-            for spec in plan
+            for spec in plan[:built]
         )
-        # Index of the last block of each stage (as_backbone outputs).
-        self._stage_ends = [i for i, spec in enumerate(plan) if i + 1 == len(plan) or plan[i + 1]["stage"] != spec["stage"]]
+        self.features_only = features_only
+        self._taps = [level.tap for level in selected]  # blocks run before each level is read
 
         self.top_conv = self.top_bn = self.top_act = self.pool = self.dropout = self.head = None
-        if not as_backbone:
+        if not features_only:
             features = top_filters(width_coefficient, depth_divisor, min_depth, min_filter_ratio)
             self.top_conv = init_conv_(conv2d(plan[-1]["output_filters"], features, 1, use_bias=False))
             self.top_bn = BatchNorm2d(features, bn_momentum, bn_epsilon)
@@ -143,32 +153,36 @@ class EfficientNetV2PT(DeepVisionModulePT):
                     self.head.bias.zero_()
             elif pooling is not None:
                 self.pool = GlobalPool(pooling)
+        self._dv_init_features(levels, positions, pruned)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The last feature map before pooling, (N, C, h, w) (the last stage's output with ``as_backbone``)."""
-        return self._features(x)[-1]
+        """The last feature map before pooling, (N, C, h, w) (the last built block's output with ``features_only``)."""
+        x = self._body(x, [])
+        return x if self.top_conv is None else self.top_act(self.top_bn(self.top_conv(x)))
 
-    def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def _body(self, x: torch.Tensor, taps: list[int], points: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
+        # Preprocessing, stem and the blocks; the outputs after ``tap`` blocks go into ``points``.
         if self.rescaling is not None:
             x = self.rescaling(x)
         if self.normalization is not None:
             x = self.normalization(x)
         x = self.stem_act(self.stem_bn(self.stem_conv(x)))
-        stages = []
-        ends = set(self._stage_ends)
         for i, block in enumerate(self.blocks):
-            x = block(x)
-            if i in ends:
-                stages.append(x)
-        if self.top_conv is not None:
-            stages.append(self.top_act(self.top_bn(self.top_conv(x))))
-        return stages
+            x = self._dv_run_block(block, x)
+            if points is not None and i + 1 in taps:
+                points[i + 1] = x
+        return x
+
+    def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The ``features_only`` levels, (N, C_i, h_i, w_i) each (see ``feature_info``)."""
+        points: dict[int, torch.Tensor] = {}
+        self._body(x, self._taps, points)
+        return [points[tap] for tap in self._taps]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        stages = self._features(x)
-        if self.top_conv is None:  # as_backbone
-            return stages
-        x = stages[-1]
+        if self.features_only:
+            return self.forward_intermediates(x)
+        x = self.forward_features(x)
         if self.pool is not None:
             x = self.pool(x)
         if self.dropout is not None:

@@ -22,9 +22,12 @@ from deepvision.models.classification.efficientnetv2 import (
     IMAGENET_STD,
     PREPROCESSING_MODES,
     block_plan,
+    feature_levels,
+    features_layout,
     stem_filters,
     top_filters,
 )
+from deepvision.models.features import check_feature_arguments, select_levels
 
 DENSE_KERNEL_INITIALIZER = {
     "class_name": "VarianceScaling",
@@ -47,6 +50,10 @@ class EfficientNetV2TF(DeepVisionModelTF):
         input_shape: (H, W, C); default (224, 224, 3); H and W may be None.
         pooling: ``None``, ``"avg"`` or ``"max"``, applied when ``include_top=False``.
         drop_path_rate: drop-path rate of the last block (linear in depth; keras.applications uses 0.2).
+        features_only: return the list of feature maps of ``out_indices`` (timm's levels: the last
+            stage end at each stride, see ``feature_levels``; ``feature_info`` describes them); no
+            top conv or head, and no block after the last selected level.
+        out_indices: which levels (negative from the end); ``None``: all of them.
         dropout_rate: dropout before the head.
         include_preprocessing: take [0, 255] pixels and normalise inside the model, as keras.applications.
         preprocessing_mode: ``"imagenet"`` (x / 255, then ImageNet mean/std; B0..B3 with 3 channels)
@@ -57,10 +64,9 @@ class EfficientNetV2TF(DeepVisionModelTF):
             Only B3 differs among the registered variants (14,486,374 vs 14,467,622 parameters).
         bn_momentum, bn_epsilon: BatchNorm momentum (Keras convention) and epsilon.
         activation: activation name (``"swish"``).
-        as_backbone: return the list of every stage's output (N, H/s, W/s, C_s) instead (no top conv).
 
     Output: logits (N, classes) with ``include_top``; else (N, C) pooled features or the (N, h, w, C)
-    feature map; a list with ``as_backbone``.
+    feature map; a list of (N, h_i, w_i, C_i) with ``features_only``.
     """
 
     def __init__(
@@ -73,6 +79,8 @@ class EfficientNetV2TF(DeepVisionModelTF):
         input_shape: Sequence[int | None] | None = None,
         pooling: str | None = None,
         drop_path_rate: float = 0.0,
+        features_only: bool = False,
+        out_indices: Sequence[int] | None = None,
         dropout_rate: float = 0.2,
         include_preprocessing: bool = True,
         preprocessing_mode: str = "imagenet",
@@ -82,7 +90,6 @@ class EfficientNetV2TF(DeepVisionModelTF):
         bn_momentum: float = 0.9,
         bn_epsilon: float = 1e-3,
         activation: str = "swish",
-        as_backbone: bool = False,
         **kwargs,
     ) -> None:
         arguments = dict(locals())
@@ -91,6 +98,7 @@ class EfficientNetV2TF(DeepVisionModelTF):
             raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
         if preprocessing_mode not in PREPROCESSING_MODES:
             raise ValueError(f"preprocessing_mode must be one of {PREPROCESSING_MODES}, got {preprocessing_mode!r}")
+        check_feature_arguments(features_only, out_indices)
         input_shape = tuple(input_shape) if input_shape is not None else (224, 224, 3)
         channels = input_shape[-1]
         inputs = keras.Input(shape=input_shape)
@@ -117,10 +125,15 @@ class EfficientNetV2TF(DeepVisionModelTF):
         stem_act = Activation(activation, name="stem_act")
         x = stem_act(stem_bn(stem_conv(x)))
 
-        blocks, stage_outputs = [], []
+        blocks, points = [], {}
         plan = block_plan(width_coefficient, depth_coefficient, blocks_args, depth_divisor, min_depth, drop_path_rate,
                           min_filter_ratio)
-        for i, spec in enumerate(plan):
+        levels, positions, selected, pruned = feature_levels(plan), None, [], []
+        built = len(plan)
+        if features_only:
+            selected, positions = select_levels(levels, out_indices, range(len(levels)))
+            built, pruned = features_layout(plan, selected)
+        for i, spec in enumerate(plan[:built]):
             block_cls = FusedMBConvTF if spec["fused"] else MBConvTF
             block = block_cls(
                 spec["input_filters"], spec["output_filters"], spec["expand_ratio"], spec["kernel_size"],
@@ -129,13 +142,12 @@ class EfficientNetV2TF(DeepVisionModelTF):
             )
             x = block(x)
             blocks.append(block)
-            if i + 1 == len(plan) or plan[i + 1]["stage"] != spec["stage"]:
-                stage_outputs.append(x)
+            points[i + 1] = x  # tap = blocks run (see feature_levels)
 
         top_conv = top_bn = top_act = pool = dropout = head = None
-        if as_backbone:
+        if features_only:
             features = x
-            outputs = stage_outputs
+            outputs = [points[level.tap] for level in selected]
         else:
             top = top_filters(width_coefficient, depth_divisor, min_depth, min_filter_ratio)
             top_conv = conv2d(plan[-1]["output_filters"], top, 1, use_bias=False, name="top_conv", **conv_init)
@@ -178,9 +190,10 @@ class EfficientNetV2TF(DeepVisionModelTF):
         object.__setattr__(self, "_dv_features", features)
         object.__setattr__(self, "_dv_features_model", None)
         self._store_config(arguments)
+        self._dv_init_features(levels, positions, pruned)
 
     def forward_features(self, x: Any) -> Any:
-        """The last feature map before pooling, (N, h, w, C) (the last stage's output with ``as_backbone``)."""
+        """The last feature map before pooling, (N, h, w, C) (the last built block's output with ``features_only``)."""
         if self._dv_features_model is None:
             object.__setattr__(self, "_dv_features_model", keras.Model(self.input, self._dv_features))
         return self._dv_features_model(x)

@@ -15,8 +15,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from deepvision.models.features import FeatureLevel, last_per_reduction
+
 BLOCK_TYPES = {"bottleneck": 4, "basic": 1}  # block type -> channel expansion of its output
 STEM_FILTERS = 64
+# keras.applications' BatchNorm numbers: the defaults of ``bn_momentum`` / ``bn_epsilon`` (Keras momentum
+# convention: the weight of the old statistic).
+BN_MOMENTUM = 0.99
+BN_EPSILON = 1.001e-5
 
 
 @dataclass(frozen=True)
@@ -86,19 +92,39 @@ def block_plan(stackwise_blocks: Sequence[int], stackwise_filters: Sequence[int]
     return plan
 
 
-def feature_taps(plan: Sequence[BlockSpec]) -> list[int]:
-    """For ``as_backbone``: per stage, the number of blocks after which its feature map is taken.
+def feature_levels(plan: Sequence[BlockSpec], block_type: str) -> list[FeatureLevel]:
+    """The feature levels of a ResNetV2 (``features_only``), in forward order.
 
-    A stage whose last block strides hands its own resolution's map over BEFORE that block (so a
-    ResNet50V2 backbone yields strides 4, 8, 16, 32 rather than keras's stage ends at 8, 16, 32, 32);
-    a stage without stride is taken at its end. The last stage is always taken at its end (then
-    normalised by ``post_norm``).
+    The candidate points, in forward order, are ``tap`` = 0: the stem conv's output, 1: the stem
+    max-pool's, ``2 + i``: block ``i``'s output, ``2 + len(plan)``: the final ``post_norm`` +
+    ``post_act``. Each level is the LAST point at its reduction (timm's rule). Because
+    keras.applications puts a stage's stride on its last block, the level of a stage's resolution
+    is the input of that strided block (the output of the block before it). For ResNet50V2:
+
+    ====  =========  ====  ===========  ==========================================================
+    lvl   reduction  chs   module       activation
+    ====  =========  ====  ===========  ==========================================================
+    0     2          64    stem_conv    7x7/2 conv + bias, no norm or activation (pre-activation net)
+    1     4          256   blocks.1     residual sum of stage 1's second block (no norm/activation)
+    2     8          512   blocks.5     residual sum, stage 2's third block
+    3     16         1024  blocks.11    residual sum, stage 3's fifth block
+    4     32         2048  post_norm    post_norm (BatchNorm) then post_act (ReLU): the classifier's features
+    ====  =========  ====  ===========  ==========================================================
     """
-    stages = max(spec.stage for spec in plan) + 1
-    taps = []
-    for stage in range(stages):
-        specs = [i for i, spec in enumerate(plan) if spec.stage == stage]
-        last = specs[-1]
-        strided = plan[last].strides > 1 and stage < stages - 1
-        taps.append(last if strided else last + 1)
-    return taps
+    expansion = BLOCK_TYPES[block_type]
+    points = [FeatureLevel(STEM_FILTERS, 2, "stem_conv", 0), FeatureLevel(STEM_FILTERS, 4, "stem_pool", 1)]
+    reduction = 4
+    for i, spec in enumerate(plan):
+        reduction *= spec.strides
+        points.append(FeatureLevel(spec.filters * expansion, reduction, f"blocks.{i}", 2 + i))
+    points.append(FeatureLevel(plan[-1].filters * expansion, reduction, "post_norm", 2 + len(plan)))
+    return last_per_reduction(points)
+
+
+def features_layout(plan: Sequence[BlockSpec], selected: Sequence[FeatureLevel]) -> tuple[int, bool, list[str]]:
+    """What a features-only ResNetV2 builds: ``(number of blocks, post_norm built, pruned prefixes)``."""
+    last = max(level.tap for level in selected)
+    blocks = min(max(last - 1, 0), len(plan))
+    post = last == 2 + len(plan)
+    pruned = [f"blocks.{i}" for i in range(blocks, len(plan))] + ([] if post else ["post_norm"]) + ["head"]
+    return blocks, post, pruned

@@ -20,10 +20,17 @@ from deepvision.layers.core_tf import Activation, batch_norm, conv2d
 from deepvision.layers.preact_basic_block_tf import PreActBasicBlockTF
 from deepvision.layers.preact_bottleneck_tf import PreActBottleneckTF
 from deepvision.models.base_tf import DeepVisionModelTF
-from deepvision.models.classification.resnetv2.plan import BLOCK_TYPES, STEM_FILTERS, block_plan, feature_taps
+from deepvision.models.classification.resnetv2.plan import (
+    BLOCK_TYPES,
+    BN_EPSILON,
+    BN_MOMENTUM,
+    STEM_FILTERS,
+    block_plan,
+    feature_levels,
+    features_layout,
+)
+from deepvision.models.features import check_feature_arguments, select_levels
 
-BN_EPSILON = 1.001e-5
-BN_MOMENTUM = 0.99
 _BLOCKS = {"bottleneck": PreActBottleneckTF, "basic": PreActBasicBlockTF}
 
 
@@ -38,15 +45,17 @@ class ResNetV2TF(DeepVisionModelTF):
             ``None`` (the network is fully convolutional).
         pooling: without the top, ``None`` (return the 4D feature map), ``"avg"`` or ``"max"``.
         drop_path_rate: largest drop-path rate (linear over the blocks); 0 in keras.applications.
-        as_backbone: return the list of per-stage feature maps (strides 4, 8, 16, 32 for the
-            standard configs; the last one normalised) instead of logits or pooled features.
+        features_only: return the list of feature maps of ``out_indices`` instead of logits or
+            pooled features (levels at reductions 2, 4, 8, 16, 32 for the standard configs, see
+            ``plan.feature_levels``; ``feature_info`` describes them); no head is built.
+        out_indices: which levels (negative from the end); ``None``: all five.
         stackwise_blocks: blocks per stage, e.g. ``(3, 4, 6, 3)`` for ResNet50V2.
         stackwise_filters: width of each stage (the bottleneck width for bottleneck blocks).
         stackwise_strides: stride of each stage, applied by its LAST block (keras.applications).
         block_type: ``"bottleneck"`` (ResNet50V2 and deeper) or ``"basic"`` (ResNet18V2/34V2).
 
     Input ``(B, H, W, C)`` float; output logits ``(B, classes)``, features ``(B, H/32, W/32, F)``,
-    pooled ``(B, F)``, or a list of ``(B, H_i, W_i, F_i)``.
+    pooled ``(B, F)``, or a list of ``(B, H_i, W_i, F_i)`` with ``features_only``.
     """
 
     def __init__(
@@ -56,17 +65,26 @@ class ResNetV2TF(DeepVisionModelTF):
         input_shape: Sequence[int | None] | None = None,
         pooling: str | None = None,
         drop_path_rate: float = 0.0,
-        as_backbone: bool = False,
+        features_only: bool = False,
+        out_indices: Sequence[int] | None = None,
         stackwise_blocks: Sequence[int] = (3, 4, 6, 3),
         stackwise_filters: Sequence[int] = (64, 128, 256, 512),
         stackwise_strides: Sequence[int] = (2, 2, 2, 1),
         block_type: str = "bottleneck",
+        bn_momentum: float = BN_MOMENTUM,
+        bn_epsilon: float = BN_EPSILON,
         **kwargs,
     ) -> None:
         arguments = dict(locals())
         if pooling not in (None, "avg", "max"):
             raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
+        check_feature_arguments(features_only, out_indices)
         plan = block_plan(stackwise_blocks, stackwise_filters, stackwise_strides, block_type, drop_path_rate)
+        levels, positions, selected = feature_levels(plan, block_type), None, []
+        built_blocks, post, pruned = len(plan), True, []
+        if features_only:
+            selected, positions = select_levels(levels, out_indices, range(len(levels)))
+            built_blocks, post, pruned = features_layout(plan, selected)
         shape = tuple(input_shape) if input_shape is not None else (224, 224, 3)
         channels = int(stackwise_filters[-1]) * BLOCK_TYPES[block_type]
 
@@ -77,33 +95,36 @@ class ResNetV2TF(DeepVisionModelTF):
         blocks = [
             _BLOCKS[block_type](
                 spec.input_filters, spec.filters, strides=spec.strides, conv_shortcut=spec.conv_shortcut,
-                bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, drop_path_rate=spec.drop_path_rate,
+                bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, drop_path_rate=spec.drop_path_rate,
             )
-            for spec in plan
+            for spec in plan[:built_blocks]
         ]
-        post_norm = batch_norm(BN_MOMENTUM, BN_EPSILON)
-        post_act = Activation("relu")
+        post_norm = batch_norm(bn_momentum, bn_epsilon) if post else None
+        post_act = Activation("relu") if post else None
         pool = head = None
-        if as_backbone:
+        if features_only:
             pass
         elif include_top or pooling == "avg":
             pool = keras.layers.GlobalAveragePooling2D()
         elif pooling == "max":
             pool = keras.layers.GlobalMaxPooling2D()
-        if include_top and not as_backbone:
+        if include_top and not features_only:
             # float32 logits under mixed precision.
             head = keras.layers.Dense(classes, dtype="float32", name="head")
 
         inputs = keras.Input(shape=shape)
-        x = stem_pool(stem_pool_pad(stem_conv(stem_pad(inputs))))
-        taps, features = feature_taps(plan)[:-1], []
-        for i, block in enumerate(blocks):
-            features.extend(x for tap in taps if tap == i)
+        # points[t] is the tensor at tap t (see plan.feature_levels): stem conv, stem pool, blocks, post.
+        points = [stem_conv(stem_pad(inputs))]
+        x = stem_pool(stem_pool_pad(points[0]))
+        points.append(x)
+        for block in blocks:
             x = block(x)
-        x = post_act(post_norm(x))
-        features.append(x)
-        if as_backbone:
-            outputs = features
+            points.append(x)
+        if post:
+            x = post_act(post_norm(x))
+            points.append(x)
+        if features_only:
+            outputs = [points[level.tap] for level in selected]
         else:
             outputs = x if pool is None else pool(x)
             outputs = outputs if head is None else head(outputs)
@@ -122,6 +143,7 @@ class ResNetV2TF(DeepVisionModelTF):
         self.head = head
         self.num_features = channels
         self._store_config(arguments)
+        self._dv_init_features(levels, positions, pruned)
 
     def forward_features(self, x, training: bool = False):
         """The last feature map before pooling: ``(B, H, W, C) -> (B, H/32, W/32, F)`` (post-norm, relu)."""

@@ -15,6 +15,7 @@ in an order that depends on how it was compiled).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -143,6 +144,28 @@ def resample_position_embedding(
     grid = embedding[0, num_prefix_tokens:].astype(np.float32).reshape(old_h, old_w, dim)
     resized = resize_bicubic_antialias(grid, new_grid).reshape(1, -1, dim).astype(embedding.dtype)
     return np.concatenate([embedding[:, :num_prefix_tokens], resized], axis=1)
+
+
+@functools.lru_cache(maxsize=64)
+def interpolation_matrices(old_grid: tuple[int, int], new_grid: tuple[int, int]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The (new_h, old_h) and (new_w, old_w) float32 matrices of :func:`resize_bicubic_antialias`.
+
+    Resampling is linear and separable, so a grid ``g`` (old_h, old_w, D) resizes as
+    ``Mh @ g @ Mw^T`` (over the two grid axes): this is how ViT's ``dynamic_img_size`` resamples its
+    position embedding inside the graph (static sizes at trace time, so it compiles under XLA and
+    ``torch.compile``, and gradients flow to the embedding). ``None`` for an axis whose size does
+    not change (left alone, as PyTorch does). Read-only arrays, cached per pair of grids.
+    """
+    (old_h, old_w), (new_h, new_w) = (int(s) for s in old_grid), (int(s) for s in new_grid)
+    mats = []
+    for old, new in ((old_h, new_h), (old_w, new_w)):
+        if old == new:
+            mats.append(None)
+            continue
+        matrix = antialias_bicubic_weights(old, new)
+        matrix.setflags(write=False)
+        mats.append(matrix)
+    return mats[0], mats[1]
 
 
 def patch_grid(config: Mapping[str, Any]) -> tuple[int, int] | None:

@@ -21,6 +21,8 @@ from deepvision.layers.patching_and_embedding_tf import PatchingAndEmbeddingTF
 from deepvision.layers.transformer_encoder_tf import TransformerEncoderTF
 from deepvision.models.base_tf import DeepVisionModelTF
 from deepvision.models.classification.vit import drop_path_rates, resolve_pooling
+from deepvision.models.classification.vit.plan import default_out_indices, feature_levels, features_layout
+from deepvision.models.features import check_feature_arguments, select_levels
 
 
 def _pool_tokens(x, mode: str):
@@ -29,6 +31,31 @@ def _pool_tokens(x, mode: str):
         return x[:, 0]
     patches = x[:, 1:]
     return ops.mean(patches, axis=1) if mode == "avg" else ops.max(patches, axis=1)
+
+
+@keras.saving.register_keras_serializable(package="deepvision")
+class TokenGrid(keras.layers.Layer):
+    """Patch tokens on their grid: tokens (B, 1 + N, D) and images (B, H, W, C) -> (B, H/p, W/p, D).
+
+    The class token is dropped; the grid side comes from the image at run time (any size with
+    ``dynamic_img_size``). No weights.
+    """
+
+    def __init__(self, patch_size: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.patch_size = int(patch_size)
+
+    def call(self, tokens, images):
+        shape = ops.shape(images)
+        grid = (ops.shape(tokens)[0], shape[1] // self.patch_size, shape[2] // self.patch_size, tokens.shape[-1])
+        return ops.reshape(tokens[:, 1:], grid)
+
+    def compute_output_shape(self, tokens_shape, images_shape):
+        side = [None if s is None else s // self.patch_size for s in images_shape[1:3]]
+        return (tokens_shape[0], *side, tokens_shape[-1])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "patch_size": self.patch_size}
 
 
 @keras.saving.register_keras_serializable(package="deepvision")
@@ -45,7 +72,10 @@ class ViTTF(DeepVisionModelTF):
             patch tokens, normalised after pooling as timm's ``fc_norm``), or ``None`` without a
             top (return all tokens after the final norm).
         drop_path_rate: largest stochastic-depth rate (linear over the blocks, as timm).
-        as_backbone: return the list of every block's tokens (the last one as ``forward_features``).
+        features_only: return the list of the ``out_indices`` blocks' outputs on the patch grid,
+            ``(B, H/p, W/p, D)`` each (class token dropped, no final norm: timm's
+            ``forward_intermediates``); the later blocks, ``norm`` and ``head`` are not built.
+        out_indices: which blocks (negative from the end); ``None``: the last three.
         patch_size: side of the square patches.
         project_dim: token width D.
         num_layers: number of transformer blocks (timm's ``depth``).
@@ -55,9 +85,12 @@ class ViTTF(DeepVisionModelTF):
         mlp_dropout: dropout in the MLPs and after the attention projections.
         attention_dropout: dropout on the attention probabilities.
         activation: MLP activation (``"gelu"``: exact erf GELU, as timm).
+        dynamic_img_size: accept any input whose sides are multiples of ``patch_size``; the
+            position embedding (learned for the ``input_shape`` grid) is resampled at call time
+            (bicubic, antialias, as timm; see ``PatchingAndEmbedding``).
 
     Input ``(B, H, W, C)``; output logits ``(B, classes)``, pooled features ``(B, D)``, tokens
-    ``(B, 1 + N, D)``, or a list of ``num_layers`` token tensors.
+    ``(B, 1 + N, D)``, or a list of ``(B, H/p, W/p, D)`` maps with ``features_only``.
     """
 
     def __init__(
@@ -67,7 +100,8 @@ class ViTTF(DeepVisionModelTF):
         input_shape: Sequence[int] | None = None,
         pooling: str | None = None,
         drop_path_rate: float = 0.0,
-        as_backbone: bool = False,
+        features_only: bool = False,
+        out_indices: Sequence[int] | None = None,
         patch_size: int = 16,
         project_dim: int = 768,
         num_layers: int = 12,
@@ -77,6 +111,7 @@ class ViTTF(DeepVisionModelTF):
         mlp_dropout: float = 0.0,
         attention_dropout: float = 0.0,
         activation: str = "gelu",
+        dynamic_img_size: bool = False,
         **kwargs,
     ) -> None:
         arguments = dict(locals())
@@ -85,29 +120,35 @@ class ViTTF(DeepVisionModelTF):
         # The config records the image size in use: it fixes the position grid that checkpoints carry.
         arguments["input_shape"] = list(shape)
         activation = activation_name(activation)
+        check_feature_arguments(features_only, out_indices)
+        levels, positions, selected, pruned = feature_levels(num_layers, project_dim, patch_size), None, [], []
+        built = num_layers
+        if features_only:
+            selected, positions = select_levels(levels, out_indices, default_out_indices(num_layers))
+            built, pruned = features_layout(num_layers, selected)
 
-        patch_embed = PatchingAndEmbeddingTF(project_dim, patch_size, input_shape=shape)
+        patch_embed = PatchingAndEmbeddingTF(project_dim, patch_size, input_shape=shape,
+                                             dynamic_img_size=dynamic_img_size)
         blocks = [
             TransformerEncoderTF(project_dim, mlp_dim, num_heads, mlp_dropout=mlp_dropout,
                                  attention_dropout=attention_dropout, activation=activation,
                                  layer_norm_epsilon=layer_norm_epsilon, drop_path_rate=rate)
-            for rate in drop_path_rates(drop_path_rate, num_layers)
+            for rate in drop_path_rates(drop_path_rate, num_layers)[:built]
         ]
-        norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon)
+        norm = None if features_only else keras.layers.LayerNormalization(epsilon=layer_norm_epsilon)
         # float32 logits under mixed precision.
-        head = keras.layers.Dense(classes, dtype="float32", name="head") if include_top and not as_backbone else None
+        head = keras.layers.Dense(classes, dtype="float32", name="head") if include_top and not features_only else None
 
-        inputs = keras.Input(shape=shape)
-        x, features = patch_embed(inputs), []
-        for block in blocks:
+        inputs = keras.Input(shape=(None, None, shape[-1]) if dynamic_img_size else shape)
+        x, points = patch_embed(inputs), {}
+        for i, block in enumerate(blocks):
             x = block(x)
-            features.append(x)
-        if pool_mode in (None, "token"):
-            x = features[-1] = norm(x)
-        if as_backbone:
-            outputs = features
-            if not norm.built:
-                norm.build((None, project_dim))
+            points[i + 1] = x  # tap = blocks run (see plan.feature_levels)
+        if not features_only and pool_mode in (None, "token"):
+            x = norm(x)
+        if features_only:
+            to_grid = TokenGrid(patch_size)
+            outputs = [to_grid(points[level.tap], inputs) for level in selected]
         elif pool_mode is None:
             outputs = x
         else:
@@ -126,6 +167,7 @@ class ViTTF(DeepVisionModelTF):
         self.pool_mode = pool_mode
         self.num_features = int(project_dim)
         self._store_config(arguments)
+        self._dv_init_features(levels, positions, pruned)
 
     def forward_features(self, x, training: bool = False):
         """Tokens after the last block and, with token pooling, the final norm: ``(B, H, W, C) -> (B, 1 + N, D)``."""
