@@ -7,6 +7,7 @@ time something asks for it through :func:`require_tensorflow` or :func:`require_
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from types import ModuleType
@@ -14,6 +15,8 @@ from types import ModuleType
 TENSORFLOW = "tensorflow"
 PYTORCH = "pytorch"
 BACKENDS = (TENSORFLOW, PYTORCH)
+#: Set to 1 (or true/yes/on) to see the frameworks' start-up and log lines; ``--verbose`` sets it.
+VERBOSE_ENV = "DEEPVISION_VERBOSE"
 _ALIASES = {
     "tensorflow": TENSORFLOW,
     "tf": TENSORFLOW,
@@ -22,6 +25,8 @@ _ALIASES = {
     "torch": PYTORCH,
 }
 _EXTRA = {TENSORFLOW: "tensorflow", PYTORCH: "pytorch"}
+# What quiet_frameworks changed (so that set_verbose can undo exactly that).
+_QUIETED: set[str] = set()
 
 
 class BackendError(ValueError):
@@ -50,6 +55,88 @@ def resolve_backend(backend: str | None) -> str:
     return _ALIASES[backend.lower()]
 
 
+def verbose() -> bool:
+    """Whether the user asked for the frameworks' own log lines (``DEEPVISION_VERBOSE=1`` / ``--verbose``)."""
+    return os.environ.get(VERBOSE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def quiet_frameworks() -> None:
+    """Keep TensorFlow's C++ start-up lines and absl's Python warnings off stderr, unless verbose.
+
+    Runs on ``import deepvision`` and again before deepvision imports TensorFlow: TensorFlow's C++
+    logger reads ``TF_CPP_MIN_LOG_LEVEL`` once, when its library loads, so it must be set before the
+    first ``import tensorflow`` / ``import keras`` (it has no effect later). A value the user set is
+    kept. Level 2 hides INFO and WARNING (the CPU-instructions and oneDNN banners, XLA's "service
+    initialized" lines) and keeps errors. Keras's saving code warns through absl's Python logger
+    ("WARNING:absl:..."), which is lowered to errors the same way; nothing is imported here.
+    """
+    if verbose():
+        return
+    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+        _QUIETED.add("TF_CPP_MIN_LOG_LEVEL")
+    absl_logger = logging.getLogger("absl")
+    if absl_logger.level == logging.NOTSET:  # a level the user chose stays
+        absl_logger.setLevel(logging.ERROR)
+        _QUIETED.add("absl")
+    _quiet_lightning()
+
+
+# Lightning's advertisements and a deprecation inside Lightning itself (its _pytree helper calls
+# torch's deprecated LeafSpec check on every fit): nothing a deepvision user can act on. Each is
+# matched by its own text, so every other warning and log line still shows.
+_LIGHTNING_TIPS = ("💡 Tip:",)
+_LIGHTNING_WARNINGS = (
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    r"Starting from v1\.9\.0, `tensorboardX` has been removed",
+)
+
+
+class _DropTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_LIGHTNING_TIPS)
+
+
+_TIP_FILTER = _DropTips()
+
+
+def _quiet_lightning() -> None:
+    # Filters attach to the loggers by name, so nothing of Lightning is imported here.
+    import warnings
+
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(_TIP_FILTER)  # adding the same filter twice is a no-op
+    for message in _LIGHTNING_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+    _QUIETED.add("lightning")
+
+
+def set_verbose(on: bool = True) -> None:
+    """Turn the frameworks' log lines on (or off again) for this process and its children.
+
+    Effective for TensorFlow's C++ lines only before TensorFlow is imported; what
+    :func:`quiet_frameworks` changed is undone, settings of the user's own are kept.
+    """
+    if not on:
+        os.environ.pop(VERBOSE_ENV, None)
+        quiet_frameworks()
+        return
+    os.environ[VERBOSE_ENV] = "1"
+    if "TF_CPP_MIN_LOG_LEVEL" in _QUIETED:
+        os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    if "absl" in _QUIETED:
+        logging.getLogger("absl").setLevel(logging.NOTSET)
+    if "lightning" in _QUIETED:
+        import warnings
+
+        for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
+            logging.getLogger(name).removeFilter(_TIP_FILTER)
+        warnings.filters[:] = [f for f in warnings.filters
+                               if not (f[0] == "ignore" and f[1] is not None
+                                       and f[1].pattern in _LIGHTNING_WARNINGS)]
+    _QUIETED.clear()
+
+
 def _import_or_explain(module: str, backend: str) -> ModuleType:
     try:
         return importlib.import_module(module)
@@ -62,6 +149,8 @@ def _import_or_explain(module: str, backend: str) -> ModuleType:
 
 def require_tensorflow() -> ModuleType:
     """Import and return ``keras`` after checking that Keras 3 runs on TensorFlow."""
+    if "tensorflow" not in sys.modules:
+        quiet_frameworks()
     _import_or_explain("tensorflow", TENSORFLOW)
     keras = _import_or_explain("keras", TENSORFLOW)
     active = keras.backend.backend()

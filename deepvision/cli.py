@@ -127,6 +127,8 @@ def _demo(argv: list[str]) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepvision", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the frameworks' start-up and log lines (TensorFlow, absl); also DEEPVISION_VERBOSE=1")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("inspect", help="show a checkpoint's metadata, schema check and size (no framework needed)")
@@ -170,6 +172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     if debug:
         argv.remove("--debug")
+    if "--verbose" in argv:
+        # Before any framework is imported: TensorFlow reads its log level once, when it loads.
+        from deepvision.backend import set_verbose
+
+        argv.remove("--verbose")
+        set_verbose(True)
     if argv and argv[0] == "demo":
         return _demo(argv[1:])
     args = build_parser().parse_args(argv)

@@ -49,13 +49,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="use only this many training and test images (a quick run)")
     parser.add_argument("--no-figures", action="store_true", help="skip the t-SNE and Grad-CAM++ figures")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--task", default="classification", choices=sorted(TASKS),
+                        help="the demo to run: classification (default), or another task's own demo "
+                             "(`deepvision demo --task nerf --help`)")
     return parser
 
 
 def _prepare_process() -> None:
     """Environment the frameworks read when they load; call before importing them."""
-    # TensorFlow's start-up lines would bury the demo's own output.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from deepvision.backend import quiet_frameworks
+
+    # TensorFlow's start-up lines would bury the demo's own output (DEEPVISION_VERBOSE=1 shows them).
+    quiet_frameworks()
     os.environ.setdefault("MPLBACKEND", "Agg")
     # OpenMP threads that spin while they wait made PyTorch 12x slower here (10 Lightning steps:
     # 30 s instead of 2.5 s) as soon as anything else ran on the two cores; sleeping costs little.
@@ -103,7 +108,10 @@ def _step(index: int, text: str) -> None:
 
 def _train(model: Any, backend: str, train: tuple, test: tuple, *, epochs: int, batch_size: int,
            learning_rate: float) -> dict[str, list[float]]:
-    """Fit with the backend's own pipeline (progress bars on); returns the Keras-style history."""
+    """Fit with the backend's own pipeline; returns the Keras-style history.
+
+    Progress: bars on a terminal, one line per epoch when the output goes to a file or a pipe.
+    """
     if backend == TENSORFLOW:
         import keras
 
@@ -111,7 +119,7 @@ def _train(model: Any, backend: str, train: tuple, test: tuple, *, epochs: int, 
 
         default_compile(model, keras.optimizers.Adam(learning_rate))
         return keras_fit(model, *train, validation_data=test, epochs=epochs, batch_size=batch_size,
-                         shuffle=True, verbose=1).history
+                         shuffle=True, verbose="auto").history
     from deepvision.training.fit_pt import lightning_fit
 
     _quiet_lightning()
@@ -215,7 +223,9 @@ def _evaluation_figures(model: Any, backend: str, x_test: np.ndarray, y_test: np
     classnames = list(DIGIT_CLASSES)
     images = x_test if backend == TENSORFLOW else np.ascontiguousarray(x_test.transpose(0, 3, 1, 2))
     analyzer = FeatureAnalyzer(model, (images, y_test), classnames=classnames, backend=backend, batch_size=32)
-    analyzer.extract_features(progress=True)
+    from deepvision.training.console import is_terminal
+
+    analyzer.extract_features(progress=is_terminal(sys.stderr))  # tqdm's redraws only on a terminal
     tsne = out / "feature_tsne.png"
     analyzer.feature_analysis(components=2, max_iter=500, path=tsne)
     # One of each of the first six digits, explained at the finest block output of at least 4x4.
@@ -266,9 +276,27 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         0 when the parity check passes, 1 when it fails (2 for bad arguments, from argparse).
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    task = _task_of(argv)
+    if task != "classification":
+        import importlib
+
+        _prepare_process()
+        return importlib.import_module(TASKS[task]).main(argv)
     args = build_parser().parse_args(argv)
     _prepare_process()
     return run(args)
+
+
+# ``--task NAME``: the module whose ``main(argv)`` runs that demo (classification is this module's).
+TASKS = {"classification": __name__, "nerf": "deepvision.nerf.demo"}
+
+
+def _task_of(argv: list[str]) -> str:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--task", default="classification", choices=sorted(TASKS))
+    known, _ = parser.parse_known_args(argv)
+    return known.task
 
 
 if __name__ == "__main__":

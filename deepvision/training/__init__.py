@@ -9,6 +9,7 @@
   batch, so that DDP training equals single-process training with the same global batch.
 - :func:`keras_fit` / :func:`lightning_fit`: compile-if-needed and fit on numpy arrays or datasets,
   returning a Keras-style history (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` per epoch).
+  Progress: a bar on a terminal, one line per epoch otherwise (logs, CI).
 - :func:`evaluate`: loss and top-1 accuracy of a model of either backend on numpy arrays.
 - :func:`plot_history`: the training-curves figure.
 """
@@ -29,6 +30,7 @@ _EXPORTS = {
     "keras_fit": "deepvision.training.fit_tf",
     "lightning_fit": "deepvision.training.fit_pt",
     "HistoryCallback": "deepvision.training.fit_pt",
+    "EpochLineProgress": "deepvision.training.fit_pt",
     "evaluate": "deepvision.training.scoring",
     "predict_logits": "deepvision.training.scoring",
     "plot_history": "deepvision.training.plots",

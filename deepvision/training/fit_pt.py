@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+import time
+from typing import Any, TextIO
 
 import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
+from deepvision.training.console import is_terminal
 from deepvision.training.data_pt import to_dataloader
 
 # Lightning's logged names -> Keras's History names, so both backends' curves plot alike.
@@ -34,10 +37,54 @@ class HistoryCallback(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Lightning has computed every epoch aggregate (validation included) by this hook.
         self.epoch.append(trainer.current_epoch)
-        for key, value in trainer.callback_metrics.items():
-            if key.endswith("_step") or key == "train_loss":
-                continue
-            self.history.setdefault(_HISTORY_KEYS.get(key, key), []).append(float(value))
+        for key, value in _epoch_metrics(trainer).items():
+            self.history.setdefault(key, []).append(value)
+
+
+def _epoch_metrics(trainer: pl.Trainer) -> dict[str, float]:
+    # The epoch aggregates under their Keras names (per-step values are skipped), Keras's order first.
+    metrics = {_HISTORY_KEYS.get(key, key): float(value) for key, value in trainer.callback_metrics.items()
+               if not key.endswith("_step") and key != "train_loss"}
+    order = list(_HISTORY_KEYS.values())
+    return dict(sorted(metrics.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+
+
+class EpochLineProgress(pl.callbacks.ProgressBar):
+    """Progress as one line per epoch (Keras's ``verbose=2``), for output that is not a terminal.
+
+    A terminal bar redraws itself with carriage returns; in a log file or a CI job each redraw is
+    kept, thousands per epoch. This prints, on the global-zero process only::
+
+        Epoch 1/2 - 45 steps - 12.3 s - loss: 2.1450 - accuracy: 0.2931 - val_loss: 1.9000 - val_accuracy: 0.3510
+
+    Args:
+        stream: where the lines go (default ``sys.stdout``, where Keras and Lightning's bars print).
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__()
+        self._stream = stream
+        self._enabled = True
+        self._started = 0.0
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Validation at the end of the epoch has run by this hook (see HistoryCallback).
+        if not self._enabled or not trainer.is_global_zero:
+            return
+        total = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs >= 0 else "?"
+        parts = [f"Epoch {trainer.current_epoch + 1}/{total}", f"{trainer.num_training_batches} steps",
+                 f"{time.perf_counter() - self._started:.1f} s"]
+        parts += [f"{key}: {value:.4f}" for key, value in _epoch_metrics(trainer).items()]
+        print(" - ".join(parts), file=self._stream or sys.stdout, flush=True)
 
 
 def lightning_fit(
@@ -70,6 +117,10 @@ def lightning_fit(
             name, a class, a factory or an optimizer built on ``model.parameters()``).
         shuffle, seed: the sample order, the same as ``keras_fit(..., shuffle=, seed=)`` uses.
         precision: Lightning's precision, e.g. ``"bf16-mixed"``.
+        progress_bar: show progress: Lightning's bar (one kept line per epoch) when standard
+            output is a terminal, else one plain line per epoch (:class:`EpochLineProgress`), not
+            a stream of carriage-return redraws; ``False`` shows nothing. A ``ProgressBar`` in
+            ``callbacks`` is used as given.
         trainer_kwargs: more ``pl.Trainer`` arguments (``max_steps``, ``logger``, ...). Defaults
             here: no logger files, no checkpoint files, no model summary.
 
@@ -90,8 +141,9 @@ def lightning_fit(
     options.update(trainer_kwargs)
     callbacks = [history, *options.get("callbacks", [])]
     if progress_bar and not any(isinstance(c, pl.callbacks.ProgressBar) for c in callbacks):
-        # One line per epoch that stays, as Keras's bar does.
-        callbacks.append(pl.callbacks.TQDMProgressBar(leave=True))
+        # A terminal: one bar per epoch that stays, as Keras's does. Elsewhere (logs, CI): plain lines.
+        callbacks.append(pl.callbacks.TQDMProgressBar(leave=True) if is_terminal(sys.stdout)
+                         else EpochLineProgress())
     options["callbacks"] = callbacks
     trainer = pl.Trainer(accelerator=accelerator, devices=devices, max_epochs=epochs, precision=precision,
                          enable_progress_bar=progress_bar, **options)

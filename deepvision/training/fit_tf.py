@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import keras
 import numpy as np
 
+from deepvision.training.console import is_terminal
 from deepvision.training.data_tf import to_tf_dataset
 
 
@@ -59,11 +61,15 @@ def keras_fit(
         validation_data: ``(x_val, y_val)`` arrays or a dataset.
         shuffle, seed: the sample order (see :func:`deepvision.training.to_tf_dataset`); the
             default keeps the array order, so a run is reproducible and comparable with PyTorch.
-        verbose: Keras's progress bar (``1``), one line per epoch (``2``) or nothing (``0``).
+        verbose: Keras's progress bar (``1``), one line per epoch (``2``) or nothing (``0``);
+            ``"auto"``: the bar when standard output is a terminal, else one line per epoch (a
+            bar in a log file or CI job leaves every redraw behind).
 
     Returns:
         Keras's ``History`` (``history.history["loss"]``, ``["accuracy"]``, ``["val_loss"]``, ...).
     """
+    if verbose == "auto":
+        verbose = 1 if is_terminal(sys.stdout) else 2
     if not getattr(model, "compiled", False) or model.optimizer is None:
         default_compile(model, optimizer, learning_rate, jit_compile)
     if y is not None:
