@@ -332,6 +332,24 @@ class DeepVisionModulePT(pl.LightningModule):
         if not self.training:
             self.train()
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record which deepvision model this is in every Lightning checkpoint (``Trainer.fit``'s too).
+
+        ``checkpoint["deepvision"]`` holds ``architecture``, the backend-neutral ``config``
+        (``input_shape`` channels-last) and ``library_version``: what
+        ``deepvision convert x.ckpt y.safetensors`` reads, so it needs no ``--architecture`` or
+        ``--config``. ``checkpoint["hyper_parameters"]`` holds the constructor arguments (what
+        ``save_hyperparameters`` would record; hyperparameters a subclass saved itself are kept),
+        so ``ModelClass.load_from_checkpoint(path)`` rebuilds the model without arguments. All are
+        plain lists, numbers and strings: the file loads with ``torch.load(weights_only=True)``.
+        """
+        from deepvision import __version__
+        from deepvision.registry import architecture_of, config_of
+
+        checkpoint["deepvision"] = {"architecture": architecture_of(self).name, "config": config_of(self),
+                                    "library_version": __version__}
+        checkpoint.setdefault(self.CHECKPOINT_HYPER_PARAMS_KEY, self.get_config())
+
     def _dv_step(self, batch: Any, stage: str) -> torch.Tensor:
         inputs, labels = _split_batch(batch)
         logits = self(inputs)
@@ -341,10 +359,11 @@ class DeepVisionModulePT(pl.LightningModule):
             return loss  # a manual loop calling the step: nothing to log into
         train = stage == "train"
         size = int(inputs.shape[0])
-        # sync_dist averages the epoch values over DDP processes (train is logged per process,
-        # each on its own shard, to keep the step free of collectives).
+        # sync_dist: the epoch loss is the mean over every DDP process's batches, as the docs say
+        # (and as Lightning asks for epoch-level values). For train's per-step value this adds one
+        # scalar all-reduce per step, next to DDP's all-reduce of every gradient.
         self.log(f"{stage}_loss", loss, prog_bar=True, on_step=train, on_epoch=True, batch_size=size,
-                 sync_dist=not train)
+                 sync_dist=True)
         metrics = self._dv_metrics(stage)
         if len(metrics) and labels is not None:
             target = labels.argmax(dim=-1) if labels.is_floating_point() and labels.dim() == 2 else labels
