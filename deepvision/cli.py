@@ -30,7 +30,12 @@ def _inspect(args: argparse.Namespace) -> int:
             "tensors": len(ckpt.names),
             "parameters": count,
             "config": ckpt.config,
+            # What the file carries about where it came from and how to feed it.
+            "library_version": ckpt.metadata.get("library_version"),
+            "framework_versions": ckpt.metadata.get("framework_versions"),
+            "preprocessing": ckpt.metadata.get("preprocessing"),
         }
+        tensor_list = [{"name": n, "shape": list(ckpt.shape(n)), "dtype": ckpt.dtype(n)} for n in ckpt.names]
         schema_line = "no schema (foreign file)"
         schema_ok = True
         if ckpt.architecture:
@@ -47,16 +52,31 @@ def _inspect(args: argparse.Namespace) -> int:
                                    "generic architecture; this file's config differs, so its names were not checked")
         info["schema_check"] = schema_line
     if args.json:
+        if args.tensors:
+            info["tensor_list"] = tensor_list
         print(json.dumps(info, indent=1, default=str))
     else:
         width = max(len(k) for k in info)
         for key, value in info.items():
-            if key == "config":
+            if isinstance(value, (dict, list)):
                 value = json.dumps(value, sort_keys=True)
             elif key == "parameters":
                 value = f"{value:,}"
             print(f"{key:<{width}}  {value}")
+        if args.tensors:
+            print(_tensor_table(tensor_list))
     return 0 if schema_ok else 1
+
+
+def _tensor_table(tensors: list[dict]) -> str:
+    """One line per tensor: canonical name, shape (channels-last canonical layout), dtype."""
+    shapes = ["(" + ", ".join(str(d) for d in t["shape"]) + ("," if len(t["shape"]) == 1 else "") + ")"
+              for t in tensors]
+    name_width = max([len("name"), *(len(t["name"]) for t in tensors)])
+    shape_width = max([len("shape"), *(len(s) for s in shapes)])
+    lines = ["", f"{'name':<{name_width}}  {'shape':<{shape_width}}  dtype"]
+    lines += [f"{t['name']:<{name_width}}  {shape:<{shape_width}}  {t['dtype']}" for t, shape in zip(tensors, shapes)]
+    return "\n".join(lines)
 
 
 def _generic_with_other_config(ckpt, schema) -> bool:
@@ -124,6 +144,20 @@ def _demo(argv: list[str]) -> int:
     return demo_main(argv)
 
 
+_FORMATS_HELP = """formats (--from / --to; detected from the file name when omitted):
+  portable            .safetensors with deepvision metadata (the canonical checkpoint)
+  keras               .weights.h5, .keras, .h5 of a deepvision Keras model
+  pytorch             .pt, .pth, .bin: a deepvision PyTorch state_dict
+  lightning           .ckpt: a Lightning checkpoint (Trainer.fit's, or written here)
+  keras-applications  .h5, .weights.h5 of keras.applications ResNetV2 / EfficientNetV2 (needs --architecture)
+  timm                .safetensors, .pth, .bin: a timm state_dict
+  onnx                .onnx (destination only), verified with onnxruntime
+aliases: safetensors, canonical = portable; tensorflow, tf = keras; torch, pt = pytorch; ckpt = lightning
+
+Files that do not record their architecture (plain Keras weights, state_dicts) need --architecture
+and, unless the defaults fit, --config."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepvision", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -134,13 +168,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="show a checkpoint's metadata, schema check and size (no framework needed)")
     p.add_argument("file", type=Path)
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--tensors", action="store_true",
+                   help="also list every tensor: canonical name, shape and dtype (JSON: tensor_list)")
     p.set_defaults(func=_inspect)
 
-    p = sub.add_parser("convert", help="convert between portable, Keras, PyTorch, keras.applications, timm, ONNX")
+    from deepvision.conversion import FORMATS
+
+    p = sub.add_parser("convert", help="convert between portable, Keras, PyTorch, keras.applications, timm, ONNX",
+                       description="Convert a weight file; every conversion goes through a portable checkpoint.",
+                       epilog=_FORMATS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src")
     p.add_argument("dst")
-    p.add_argument("--from", dest="src_format", help="source format (default: from the file)")
-    p.add_argument("--to", dest="dst_format", help="destination format (default: from the name)")
+    p.add_argument("--from", dest="src_format", metavar="FORMAT",
+                   help=f"source format, one of: {', '.join(FORMATS)} (default: from the file)")
+    p.add_argument("--to", dest="dst_format", metavar="FORMAT",
+                   help=f"destination format, one of: {', '.join(FORMATS)} (default: from the name)")
     p.add_argument("--architecture", help="e.g. ResNet50V2, for files that do not record it")
     p.add_argument("--config", help="backend-neutral config as JSON text or a JSON file")
     p.add_argument("--dtype", choices=["float32", "float16", "bfloat16", "float64"])
