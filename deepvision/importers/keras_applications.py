@@ -19,6 +19,7 @@ from deepvision.backend import require_tensorflow
 _FAMILY_MODULES = (
     "deepvision.importers.keras_applications_resnetv2",
     "deepvision.importers.keras_applications_efficientnetv2",
+    "deepvision.importers.keras_applications_convnext",
 )
 
 
@@ -57,6 +58,8 @@ def build_application(architecture: str, config: dict[str, Any]) -> Any:
     """The keras.applications model equivalent to ``architecture`` with ``config`` (weights=None, logits out)."""
     keras = require_tensorflow()
     family = _family_of(architecture)
+    if hasattr(family, "build_application"):  # e.g. a generic builder keras.applications does not export
+        return family.build_application(architecture, config)
     kwargs = {**family.app_kwargs(config), "weights": None}
     return getattr(keras.applications, family.APPLICATIONS[architecture])(**kwargs)
 
