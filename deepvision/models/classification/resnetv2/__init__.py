@@ -8,6 +8,7 @@ pre-activation style. Implementations: ``resnetv2_tf.ResNetV2TF`` and ``resnetv2
 
 from __future__ import annotations
 
+from deepvision.models.classification.resnetv2.plan import BN_EPSILON, BN_MOMENTUM
 from deepvision.models.factory import COMMON_ARGUMENTS, FEATURES_ONLY, OUT_INDICES, Argument, variant_factory
 from deepvision.registry import Architecture, register
 
@@ -57,6 +58,8 @@ ARGUMENTS = (
     Argument("stackwise_filters", (64, 128, 256, 512), "Sequence[int]", "bottleneck width of each stage."),
     Argument("stackwise_strides", (2, 2, 2, 1), "Sequence[int]", "stride of each stage (on its last block)."),
     Argument("block_type", "bottleneck", str, "'bottleneck' (x4 expansion) or 'basic' (two 3x3 convs)."),
+    Argument("bn_momentum", BN_MOMENTUM, float, "BatchNorm momentum (Keras convention: weight of the old statistic)."),
+    Argument("bn_epsilon", BN_EPSILON, float, "BatchNorm epsilon (keras.applications: 1.001e-5)."),
 )
 
 for _name, (_blocks, _block_type) in VARIANTS.items():
