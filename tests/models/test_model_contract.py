@@ -217,7 +217,9 @@ def test_small_model_parity_through_the_canonical_format(pair):
 def test_outputs_are_logits_and_plain_tensors(pair):
     name, config, tf_model, pt_model = pair
     y = testing.forward(pt_model, _inputs(config))
-    assert y.shape == (2, config.get("classes", 1000))
+    # Classifiers return (N, classes); segmentation models per-pixel logits (N, h, w, classes).
+    classes = config.get("classes", 1000)
+    assert y.shape == ((2, classes) if y.ndim == 2 else (2, *y.shape[1:3], classes)) and y.ndim in (2, 4)
     assert not np.allclose(y.sum(-1), 1.0, atol=1e-3), "looks like softmax probabilities"
     import keras
 

@@ -112,8 +112,10 @@ MIT_PARAMETERS = {"B0": 3_319_392, "B1": 13_151_424, "B2": 24_196_288, "B3": 44_
 # A small generic configuration for parity tests: an odd, non-square input (the patch convs floor).
 _SMALL = {"embed_dims": [8, 16, 24, 32], "depths": [1, 1, 1, 1], "num_heads": [1, 2, 2, 4]}
 
+# The contract tests treat the encoders as classifiers (include_top): logits (N, classes), fit on labels.
 register(Architecture(name="MiT", kind="model", family="segformer", tensorflow=_MIT_TF, pytorch=_MIT_PT,
-                      reference_config={"input_shape": [37, 45, 3], **_SMALL}, preprocessing=MIT_PREPROCESSING))
+                      reference_config={"input_shape": [37, 45, 3], "include_top": True, "classes": 10, **_SMALL},
+                      preprocessing=MIT_PREPROCESSING))
 register(Architecture(name="SegFormer", kind="model", family="segformer", tensorflow=_SEG_TF, pytorch=_SEG_PT,
                       reference_config={"input_shape": [37, 45, 3], "classes": 5, "decoder_dim": 16, **_SMALL},
                       preprocessing=PREPROCESSING))
@@ -125,7 +127,8 @@ for _size, _dims in SIZES.items():
     ))
     register(Architecture(
         name=f"MiT{_size}", kind="model", family="segformer", tensorflow=_MIT_TF, pytorch=_MIT_PT,
-        fixed={k: v for k, v in _dims.items() if k != "decoder_dim"}, reference_config={"input_shape": [64, 64, 3]},
+        fixed={k: v for k, v in _dims.items() if k != "decoder_dim"},
+        reference_config={"input_shape": [64, 64, 3], "include_top": True, "classes": 10},
         preprocessing=MIT_PREPROCESSING, parameters=MIT_PARAMETERS[_size],
     ))
 
