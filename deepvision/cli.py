@@ -151,8 +151,11 @@ _FORMATS_HELP = """formats (--from / --to; detected from the file name when omit
   lightning           .ckpt: a Lightning checkpoint (Trainer.fit's, or written here)
   keras-applications  .h5, .weights.h5 of keras.applications ResNetV2 / EfficientNetV2 (needs --architecture)
   timm                .safetensors, .pth, .bin: a timm state_dict
+  huggingface         a transformers SegFormer: a folder (config.json + model.safetensors), or one weight file
+                      (--architecture SegFormerB0 when no config.json is beside it); --to writes a folder
   onnx                .onnx (destination only), verified with onnxruntime
-aliases: safetensors, canonical = portable; tensorflow, tf = keras; torch, pt = pytorch; ckpt = lightning
+aliases: safetensors, canonical = portable; tensorflow, tf = keras; torch, pt = pytorch; ckpt = lightning;
+hf, transformers = huggingface
 
 Files that do not record their architecture (plain Keras weights, state_dicts) need --architecture
 and, unless the defaults fit, --config."""

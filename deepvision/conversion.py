@@ -11,6 +11,7 @@ pytorch              ``.pt``, ``.pth``, ``.bin``        a deepvision PyTorch ``s
 lightning            ``.ckpt``                          a Lightning checkpoint (``state_dict`` key)
 keras-applications   ``.h5``, ``.weights.h5``, model    keras.applications ResNetV2/EfficientNetV2
 timm                 ``.safetensors``, ``.pth``, ``.bin`` a timm ViT ``state_dict``
+huggingface          folder, ``.safetensors``, ``.bin``  a transformers SegFormer (folder: config.json + weights)
 onnx                 ``.onnx`` (destination only)       through PyTorch, verified with onnxruntime
 ==================== ================================== =========================================
 
@@ -29,9 +30,10 @@ from typing import Any
 import interchange
 from deepvision.io_utils import atomic_output, full_suffix
 
-FORMATS = ("portable", "keras", "pytorch", "lightning", "keras-applications", "timm", "onnx")
+FORMATS = ("portable", "keras", "pytorch", "lightning", "keras-applications", "timm", "huggingface", "onnx")
 _ALIASES = {"safetensors": "portable", "canonical": "portable", "tensorflow": "keras", "tf": "keras",
-            "torch": "pytorch", "pt": "pytorch", "ckpt": "lightning", "keras_applications": "keras-applications"}
+            "torch": "pytorch", "pt": "pytorch", "ckpt": "lightning", "keras_applications": "keras-applications",
+            "hf": "huggingface", "transformers": "huggingface"}
 
 
 class ConversionError(ValueError):
@@ -49,6 +51,8 @@ def normalize_format(name: str | None) -> str | None:
 
 def detect_format(path: str | os.PathLike, *, destination: bool = False) -> str:
     """Guess a file's format from its name (and, for an existing ``.safetensors``, its metadata)."""
+    if not destination and Path(path).is_dir() and (Path(path) / "config.json").is_file():
+        return "huggingface"  # a transformers model folder
     suffix = full_suffix(path)
     if suffix == ".safetensors":
         if destination or not Path(path).exists():
@@ -60,6 +64,10 @@ def detect_format(path: str | os.PathLike, *, destination: bool = False) -> str:
             names = set(ckpt.names)
         if "patch_embed.proj.weight" in names:
             return "timm"
+        from deepvision.importers.huggingface import hub_name
+
+        if any(hub_name(n).startswith(("segformer.encoder.", "encoder.patch_embeddings.")) for n in names):
+            return "huggingface"
         raise interchange.ForeignCheckpointError(
             f"{path} is a safetensors file without deepvision metadata. Import it with "
             "--from timm (timm ViT) or give --from and --architecture."
@@ -129,6 +137,11 @@ def to_canonical(src: Any, fmt: str, out: Path, *, architecture: str | None, con
         from deepvision.importers.timm import import_timm
 
         return Path(import_timm(src, out, num_heads=num_heads))
+    if fmt == "huggingface":
+        from deepvision.importers.huggingface import import_huggingface
+
+        canonical = Path(import_huggingface(src, out, architecture=architecture))
+        return canonical if dtype is None else recast(canonical, out.with_name("recast.safetensors"), dtype)
     if fmt == "keras":
         from deepvision.models.keras_io import load_keras_model
 
@@ -190,6 +203,10 @@ def from_canonical(canonical: Path, dst: str | os.PathLike, fmt: str, **onnx_opt
         from deepvision.importers.timm import export_timm
 
         return Path(export_timm(canonical, dst))
+    if fmt == "huggingface":
+        from deepvision.importers.huggingface import export_huggingface
+
+        return Path(export_huggingface(canonical, dst))
     if fmt == "onnx":
         from deepvision.onnx_export import export_onnx
 

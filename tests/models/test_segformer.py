@@ -223,3 +223,23 @@ def test_backbone_levels_at_strides_4_to_32(backend):
                         embed_dims=[8, 16, 24, 32], depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4])
     assert full.feature_info.reduction() == [4, 8, 16, 32]
     assert full.feature_info.module_name() == ["stages.0", "stages.1", "stages.2", "stages.3"]
+
+
+def test_convert_and_cli_read_and_write_huggingface(tmp_path, capsys):
+    import interchange
+    from deepvision.cli import main
+    from deepvision.conversion import convert, detect_format
+
+    assert detect_format(WEIGHTS) == "huggingface"  # foreign safetensors with SegFormer names
+    portable = convert(WEIGHTS, tmp_path / "b0.safetensors", src_format="huggingface")
+    with interchange.open_checkpoint(portable) as ckpt:
+        assert ckpt.architecture == "SegFormerB0"
+    folder = convert(portable, tmp_path / "hub", dst_format="hf")
+    assert (folder / "config.json").is_file() and detect_format(folder) == "huggingface"
+    assert main(["convert", "--from", "huggingface", str(folder), str(tmp_path / "again.safetensors")]) == 0
+    assert main(["convert", "--to", "huggingface", str(tmp_path / "again.safetensors"), str(tmp_path / "out")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    from safetensors.numpy import load_file
+
+    a, b = load_file(str(folder / "model.safetensors")), load_file(str(tmp_path / "out" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
