@@ -59,6 +59,7 @@ from deepvision.models.classification.vit import (  # noqa: E402
     ViTTiny16,
     ViTTiny32,
 )
+from deepvision.models.nerf import NeRF, NeRFSmall  # noqa: E402
 from deepvision.models.segmentation.segformer import (  # noqa: E402
     MiT,
     MiTB0,
@@ -85,6 +86,7 @@ __all__ = [
     "SegFormer", "SegFormerB0", "SegFormerB1", "SegFormerB2", "SegFormerB3", "SegFormerB4", "SegFormerB5",
     "MiT", "MiTB0", "MiTB1", "MiTB2", "MiTB3", "MiTB4", "MiTB5",
     "ConvNeXt", "ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtXLarge",
+    "NeRF", "NeRFSmall",
 ]
 
 
