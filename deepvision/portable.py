@@ -8,6 +8,7 @@ architecture from the stored config in the requested backend and fills it tensor
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import logging
 import os
 import platform
@@ -24,15 +25,25 @@ from deepvision.adapters import Slot, iter_slots
 from deepvision.backend import PYTORCH, TENSORFLOW, backend_of, require
 from deepvision.registry import (
     Architecture,
-    architecture_of,
+    Resolved,
     build_from_neutral_config,
     config_of,
+    find,
     get_architecture,
+    resolve,
 )
 
 logger = logging.getLogger("deepvision")
 
-_FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+FLOAT_DTYPES = interchange.FLOAT_DTYPES
+
+# The frameworks whose versions a checkpoint records, by the backend (or ecosystem) its weights come
+# from; python and numpy are always recorded. Importers of files add the versions the file names.
+_SOURCE_FRAMEWORKS = {
+    TENSORFLOW: ("tensorflow", "keras"),
+    "keras-applications": ("tensorflow", "keras"),
+    PYTORCH: ("torch",),
+}
 
 
 class PortableLoadError(ValueError):
@@ -81,18 +92,63 @@ def register_shape_adapter(adapter: ShapeAdapter) -> ShapeAdapter:
     return adapter
 
 
-def _framework_versions(backend: str) -> dict[str, str]:
+def framework_versions(source_backend: str, extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """The ``framework_versions`` every checkpoint records: python, numpy, the frameworks of
+    ``source_backend`` (tensorflow + keras, or torch) and ``extra`` (e.g. the timm and torch versions
+    a timm file names; ``None`` values are left out)."""
     versions = {"python": platform.python_version(), "numpy": np.__version__}
-    if backend == TENSORFLOW:
-        import keras
-        import tensorflow as tf
-
-        versions.update(tensorflow=tf.__version__, keras=keras.__version__)
-    elif backend == PYTORCH:
-        import torch
-
-        versions["torch"] = torch.__version__
+    for module in _SOURCE_FRAMEWORKS.get(source_backend, ()):
+        # Only called once the source's framework is in use, so this imports nothing new.
+        versions[module] = importlib.import_module(module).__version__
+    versions.update({k: str(v) for k, v in (extra or {}).items() if v})
     return versions
+
+
+def checkpoint_metadata(
+    arch: Architecture | str,
+    *,
+    config: Mapping[str, Any],
+    source_backend: str,
+    preprocessing: Mapping[str, Any] | None = None,
+    dtype: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    versions: Mapping[str, str | None] | None = None,
+) -> dict[str, Any]:
+    """THE ``__metadata__`` of a canonical checkpoint, for :func:`save_portable` and every importer.
+
+    Args:
+        arch: the registered architecture (or its name).
+        config: backend-neutral constructor config (``input_shape`` channels-last).
+        source_backend: where the weights come from: ``"tensorflow"``, ``"pytorch"``, ``"timm"``,
+            ``"keras-applications"``, ``"huggingface"``, ...
+        preprocessing: the input facts (mean, std, value range, ...); default the architecture's.
+            ``input_size`` (channels-last ``[H, W, C]``) is taken from ``config["input_shape"]``
+            unless given here (e.g. timm's ``pretrained_cfg``).
+        dtype: recorded as ``dtype`` if given; otherwise the writer derives it from the tensors.
+        extra: further keys (e.g. ``timm``: the source model's name and kwargs).
+        versions: versions of frameworks the source file names, added to :func:`framework_versions`.
+
+    Returns:
+        The metadata dict to pass to ``interchange.write_checkpoint`` / :func:`write_slots`.
+    """
+    arch = arch if isinstance(arch, Architecture) else get_architecture(arch)
+    config = dict(config)
+    facts = dict(arch.preprocessing if preprocessing is None else preprocessing)
+    if "input_size" not in facts and config.get("input_shape"):
+        facts["input_size"] = list(config["input_shape"])
+    meta = {
+        "architecture": arch.name,
+        "schema": arch.schema,
+        "config": config,
+        "source_backend": source_backend,
+        "library_version": __version__,
+        "framework_versions": framework_versions(source_backend, versions),
+        "preprocessing": facts,
+    }
+    if dtype is not None:
+        meta["dtype"] = dtype
+    meta.update(extra or {})
+    return meta
 
 
 def ensure_built(obj: Any, arch: Architecture, config: Mapping[str, Any]) -> Any:
@@ -106,47 +162,45 @@ def ensure_built(obj: Any, arch: Architecture, config: Mapping[str, Any]) -> Any
     return obj
 
 
-def _cast(array: np.ndarray, dtype: str | None) -> np.ndarray:
-    if dtype is None or str(array.dtype) not in _FLOAT_DTYPES:
+def portable_metadata(obj: Any, *, dtype: str | None = None, extra: Mapping[str, Any] | None = None,
+                      resolved: Resolved | None = None) -> dict:
+    """The ``__metadata__`` deepvision writes for the model or block ``obj`` (see :func:`checkpoint_metadata`)."""
+    resolved = resolved or resolve(obj)
+    return checkpoint_metadata(resolved.architecture, config=resolved.config, source_backend=resolved.backend,
+                               dtype=dtype, extra=extra)
+
+
+def _check_dtype(dtype: str | None) -> None:
+    if dtype is not None and dtype not in FLOAT_DTYPES:
+        raise ValueError(f"dtype must be one of {FLOAT_DTYPES} or None, got {dtype!r}")
+
+
+def stored_dtype(dtype: str, cast_to: str | None) -> str:
+    """The dtype a tensor of ``dtype`` is stored in when floating tensors are cast to ``cast_to``."""
+    return cast_to if cast_to is not None and dtype in FLOAT_DTYPES else dtype
+
+
+def cast_array(array: np.ndarray, dtype: str) -> np.ndarray:
+    """``array`` as ``dtype`` (a numpy or ml_dtypes name), without a copy when it already is."""
+    if str(array.dtype) == dtype:
         return array
     import ml_dtypes
 
-    return array.astype(ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype, copy=False)
-
-
-def portable_metadata(obj: Any, *, dtype: str | None = None, extra: Mapping[str, Any] | None = None) -> dict:
-    """The ``__metadata__`` deepvision writes for ``obj`` (architecture, config, versions, ...)."""
-    arch = architecture_of(obj)
-    backend = backend_of(obj)
-    preprocessing = dict(arch.preprocessing)
-    config = config_of(obj)
-    if preprocessing and config.get("input_shape"):
-        preprocessing["input_size"] = list(config["input_shape"])
-    meta = {
-        "architecture": arch.name,
-        "schema": arch.schema,
-        "config": config,
-        "source_backend": backend,
-        "library_version": __version__,
-        "framework_versions": _framework_versions(backend),
-        "preprocessing": preprocessing,
-    }
-    if dtype is not None:
-        meta["dtype"] = dtype
-    meta.update(extra or {})
-    return meta
+    return array.astype(ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype), copy=False)
 
 
 def write_slots(path: str | os.PathLike, slots: Sequence[Slot], metadata: Mapping[str, Any],
                 dtype: str | None = None) -> Path:
-    """Stream ``slots`` into a checkpoint at ``path`` (atomic: temp file, then rename)."""
-    def entry(slot: Slot) -> interchange.TensorEntry:
-        stored = slot.dtype if dtype is None or slot.dtype not in _FLOAT_DTYPES else dtype
-        return interchange.TensorEntry(slot.name, slot.shape, stored, lambda: _cast(slot.read(), dtype))
+    """Stream ``slots`` into a checkpoint at ``path`` (atomic: temp file, then rename).
 
-    dtypes = {(dtype if dtype and s.dtype in _FLOAT_DTYPES else s.dtype) for s in slots}
-    meta = {"dtype": dtypes.pop() if len(dtypes) == 1 else "mixed", **metadata}
-    interchange.write_checkpoint(path, [entry(s) for s in slots], meta)
+    ``dtype`` casts the floating-point tensors; the file's ``dtype`` entry is derived from the
+    stored tensors by the writer (unless ``metadata`` names it).
+    """
+    def entry(slot: Slot) -> interchange.TensorEntry:
+        stored = stored_dtype(slot.dtype, dtype)
+        return interchange.TensorEntry(slot.name, slot.shape, stored, lambda: cast_array(slot.read(), stored))
+
+    interchange.write_checkpoint(path, [entry(s) for s in slots], dict(metadata))
     return Path(path)
 
 
@@ -162,12 +216,11 @@ def save_portable(model_or_layer: Any, path: str | os.PathLike, *, dtype: str | 
     Returns:
         The path written.
     """
-    if dtype is not None and dtype not in _FLOAT_DTYPES:
-        raise ValueError(f"dtype must be one of {_FLOAT_DTYPES} or None, got {dtype!r}")
-    arch = architecture_of(model_or_layer)
-    ensure_built(model_or_layer, arch, config_of(model_or_layer))
+    _check_dtype(dtype)
+    resolved = resolve(model_or_layer)
+    ensure_built(model_or_layer, resolved.architecture, resolved.config)
     slots = list(iter_slots(model_or_layer))
-    return write_slots(path, slots, portable_metadata(model_or_layer, dtype=dtype), dtype)
+    return write_slots(path, slots, portable_metadata(model_or_layer, resolved=resolved), dtype)
 
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:
@@ -175,11 +228,17 @@ def _matches(name: str, patterns: Iterable[str]) -> bool:
 
 
 def load_into(model: Any, ckpt: interchange.Checkpoint, *, strict: bool = True,
-              exclude: Sequence[str] = (), file_config: Mapping[str, Any] | None = None) -> LoadReport:
-    """Copy the tensors of an open checkpoint into ``model`` (any backend), tensor by tensor."""
+              exclude: Sequence[str] = (), file_config: Mapping[str, Any] | None = None,
+              model_config: Mapping[str, Any] | None = None) -> LoadReport:
+    """Copy the tensors of an open checkpoint into ``model`` (any backend), tensor by tensor.
+
+    ``file_config``/``model_config`` (backend-neutral) are what shape adapters see; they default to
+    the checkpoint's config and the model's own (computed here if the caller has not resolved it).
+    """
     slots = {s.name: s for s in iter_slots(model)}
     report = LoadReport()
-    model_config = config_of(model) if hasattr(model, "get_config") else {}
+    if model_config is None:
+        model_config = config_of(model) if hasattr(model, "get_config") else {}
     file_config = file_config if file_config is not None else (ckpt.config or {})
     # A features-only model (deepvision.models.features) lacks the classifier's head and later
     # blocks: their tensors in a classifier's file are excluded, not unexpected.
@@ -206,16 +265,21 @@ def load_into(model: Any, ckpt: interchange.Checkpoint, *, strict: bool = True,
         else:
             report.mismatched.append((name, slot.shape, file_shape))
     if strict and not report.ok:
-        hint = ""
-        if any(n.startswith("head.") for n, _, _ in report.mismatched):
-            hint = " The classifier head differs (another class count): pass exclude=['head.*'] to keep the model's own head."
-        raise PortableLoadError(f"Checkpoint {ckpt.path} does not fit the model:\n{report}\n{hint}".rstrip())
+        raise PortableLoadError(f"Checkpoint {ckpt.path} does not fit the model:\n{report}\n{mismatch_hint(report)}".rstrip())
     for slot, adapted in plan:
         slot.write(adapted if adapted is not None else ckpt.get(slot.name))
         report.loaded += 1
     for name, file_shape, model_shape in report.adapted:
         logger.warning("deepvision: adapted %s from %s to %s", name, file_shape, model_shape)
     return report
+
+
+def mismatch_hint(report: LoadReport) -> str:
+    """How to fix the mismatches in ``report`` (e.g. another class count), or ``""``."""
+    if any(n.startswith("head.") for n, _, _ in report.mismatched):
+        return (" The classifier head differs (another class count): pass exclude=['head.*'] to keep the"
+                " model's own head.")
+    return ""
 
 
 def load_portable(
@@ -228,6 +292,10 @@ def load_portable(
     config_overrides: Mapping[str, Any] | None = None,
 ) -> Any:
     """Load a portable checkpoint into a model of ``backend``.
+
+    A model built here comes in inference mode, as transformers' ``from_pretrained`` does: a
+    PyTorch one is returned after ``.eval()`` (BatchNorm uses its moving statistics, dropout is
+    off); call ``.train()`` to fine-tune. A ``model`` passed in keeps its mode.
 
     Args:
         path: a ``.safetensors`` file written by :func:`save_portable` (or an importer).
@@ -243,22 +311,28 @@ def load_portable(
         The model (strict), or ``(model, report)`` (``strict=False``).
     """
     with interchange.open_checkpoint(path) as ckpt:
-        config = dict(ckpt.config or {})
-        if model is None:
+        file_config = dict(ckpt.config or {})
+        built = model is None
+        if built:
             if ckpt.architecture is None:
                 raise PortableLoadError(f"{path} names no architecture; pass model=...")
             arch = get_architecture(ckpt.architecture)
-            build_config = {**config, **(config_overrides or {})}
-            model = build_from_neutral_config(arch.name, build_config, require(backend))
-            ensure_built(model, arch, build_config)
+            backend = require(backend)
+            model = build_from_neutral_config(arch, {**file_config, **(config_overrides or {})}, backend)
+            model_config = config_of(model)
+            ensure_built(model, arch, model_config)
         else:
             if backend is not None and require(backend) != backend_of(model):
                 raise ValueError(f"backend={backend!r} but the model is a {backend_of(model)} model.")
-            try:
-                ensure_built(model, architecture_of(model), config_of(model))
-            except TypeError:
-                pass  # not a registered architecture: load by names alone
-        report = load_into(model, ckpt, strict=strict, exclude=tuple(exclude or ()), file_config=config)
+            resolved = find(model)  # None: not a registered architecture, loaded by canonical names alone
+            model_config = None
+            if resolved is not None:
+                model_config = resolved.config
+                ensure_built(model, resolved.architecture, model_config)
+        report = load_into(model, ckpt, strict=strict, exclude=tuple(exclude or ()), file_config=file_config,
+                           model_config=model_config)
+    if built:
+        _inference_mode(model)
     return model if strict else (model, report)
 
 
@@ -266,12 +340,15 @@ def to_backend(obj: Any, backend: str) -> Any:
     """The counterpart of a deepvision model or block in ``backend``, through the canonical format.
 
     The tensors travel as canonical arrays in memory (what a portable file holds) rather than
-    through a file: the same adapters on both sides, no pairwise mapping.
+    through a file: the same adapters on both sides, no pairwise mapping. A PyTorch result comes in
+    inference mode (``.eval()``), like a model from :func:`load_portable`.
     """
-    backend = require(backend)
-    arch = architecture_of(obj)
-    config = config_of(obj)
-    target = build_from_neutral_config(arch.name, config, backend)
+    return _convert(obj, resolve(obj), require(backend))
+
+
+def _convert(obj: Any, resolved: Resolved, backend: str) -> Any:
+    arch, config = resolved.architecture, resolved.config
+    target = build_from_neutral_config(arch, config, backend)
     ensure_built(target, arch, config)
     ensure_built(obj, arch, config)
     source = {s.name: s for s in iter_slots(obj)}
@@ -283,35 +360,35 @@ def to_backend(obj: Any, backend: str) -> Any:
         )
     for name, slot in dest.items():
         slot.write(source[name].read())
-    _match_mode(obj, target)
+    _inference_mode(target)
     return target
 
 
-def _match_mode(source: Any, target: Any) -> None:
-    # A converted PyTorch module starts in the mode its source is used in: inference.
-    if backend_of(target) == PYTORCH:
-        target.eval()
+def _inference_mode(model: Any) -> None:
+    # A loaded or converted PyTorch module starts in the mode its weights are used in: inference
+    # (Keras layers have no mode; `training` is a call argument there).
+    if backend_of(model) == PYTORCH:
+        model.eval()
 
 
 def portable_converters(architecture: str) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     """The seed's component API for one block: ``(tf_to_pt, pt_to_tf)``, through the canonical format."""
 
     def tf_to_pt(layer: Any) -> Any:
-        _expect(layer, TENSORFLOW, architecture)
-        return to_backend(layer, PYTORCH)
+        return _convert(layer, _expect(layer, TENSORFLOW, architecture), PYTORCH)
 
     def pt_to_tf(layer: Any) -> Any:
-        _expect(layer, PYTORCH, architecture)
-        return to_backend(layer, TENSORFLOW)
+        return _convert(layer, _expect(layer, PYTORCH, architecture), TENSORFLOW)
 
     tf_to_pt.__doc__ = f"A PyTorch {architecture} with the weights of a TensorFlow one (through the canonical format)."
     pt_to_tf.__doc__ = f"A TensorFlow {architecture} with the weights of a PyTorch one (through the canonical format)."
     return tf_to_pt, pt_to_tf
 
 
-def _expect(layer: Any, backend: str, architecture: str) -> None:
+def _expect(layer: Any, backend: str, architecture: str) -> Resolved:
     if backend_of(layer) != backend:
         raise TypeError(f"Expected a {backend} {architecture}, got a {backend_of(layer)} {type(layer).__name__}.")
-    found = architecture_of(layer).name
-    if found != architecture:
-        raise TypeError(f"Expected a {architecture}, got a {found}.")
+    resolved = resolve(layer)
+    if resolved.architecture.name != architecture:
+        raise TypeError(f"Expected a {architecture}, got a {resolved.architecture.name}.")
+    return resolved

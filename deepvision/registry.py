@@ -138,42 +138,92 @@ def from_neutral_config(config: Mapping[str, Any], backend: str) -> dict[str, An
     return out
 
 
-def build(name: str, backend: str | None, **kwargs: Any) -> Any:
-    """Build architecture ``name`` in ``backend``; ``kwargs`` are in that backend's layout."""
-    arch = get_architecture(name)
+@dataclass(frozen=True)
+class Resolved:
+    """A deepvision model or block's identity, resolved once and passed down.
+
+    Attributes:
+        architecture: its registered :class:`Architecture`.
+        backend: ``"tensorflow"`` or ``"pytorch"``.
+        config: its backend-neutral constructor config (``input_shape`` channels-last), every
+            constructor argument including the variant's fixed ones.
+    """
+
+    architecture: Architecture
+    backend: str
+    config: dict[str, Any]
+
+
+def _as_architecture(arch_or_name: Architecture | str) -> Architecture:
+    return arch_or_name if isinstance(arch_or_name, Architecture) else get_architecture(arch_or_name)
+
+
+def build(arch_or_name: Architecture | str, backend: str | None, **kwargs: Any) -> Any:
+    """Build an architecture (or a registered name) in ``backend``; ``kwargs`` in that backend's layout.
+
+    The variant's fixed arguments are added; passing one of them with another value is a
+    ``TypeError`` naming the generic architecture to use instead.
+    """
+    arch = _as_architecture(arch_or_name)
     backend = require(backend)
-    cls = arch.implementation(backend)
-    fixed = dict(arch.fixed)
-    clash = {k for k in kwargs if k in fixed and not _same(kwargs[k], fixed[k])}
+    clash = sorted(k for k in kwargs if k in arch.fixed and not _same(kwargs[k], arch.fixed[k]))
     if clash:
-        raise TypeError(f"{name} fixes {sorted(clash)}; use the generic architecture to change them.")
-    obj = cls(**{**fixed, **kwargs})
-    obj.dv_architecture = name
+        raise TypeError(f"{arch.name} fixes {clash}; use the generic architecture to change them.")
+    obj = arch.implementation(backend)(**{**arch.fixed, **kwargs})
+    obj.dv_architecture = arch.name
     return obj
 
 
-def build_from_neutral_config(name: str, config: Mapping[str, Any], backend: str) -> Any:
-    """Rebuild ``name`` from a backend-neutral config (as stored in a portable checkpoint)."""
+def build_from_neutral_config(arch_or_name: Architecture | str, config: Mapping[str, Any], backend: str) -> Any:
+    """Rebuild an architecture from a backend-neutral config (as stored in a portable checkpoint).
+
+    Entries the implementation does not take (e.g. written by another library version) are
+    ignored; the variant's fixed arguments must agree with the config (see :func:`build`).
+    """
+    arch = _as_architecture(arch_or_name)
     backend = require(backend)
-    arch = get_architecture(name)
-    cls = arch.implementation(backend)
-    allowed = set(constructor_arguments(cls))
+    allowed = set(constructor_arguments(arch.implementation(backend)))
     kwargs = {k: v for k, v in from_neutral_config(config, backend).items() if k in allowed}
-    kwargs = {k: v for k, v in kwargs.items() if k not in arch.fixed}
-    return build(name, backend, **kwargs)
+    return build(arch, backend, **kwargs)
 
 
 def _import_string(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+def _neutral_config(obj: Any, raw: Mapping[str, Any], backend: str) -> dict[str, Any]:
+    allowed = constructor_arguments(type(obj))
+    return to_neutral_config({k: raw[k] for k in allowed if k in raw}, backend)
+
+
 def config_of(obj: Any) -> dict[str, Any]:
     """The constructor config of a deepvision model or block, backend-neutral."""
     if not hasattr(obj, "get_config"):
         raise TypeError(f"{type(obj).__name__} is not a deepvision model or block (no get_config()).")
-    allowed = constructor_arguments(type(obj))
+    return _neutral_config(obj, obj.get_config(), backend_of(obj))
+
+
+def resolve(obj: Any) -> Resolved:
+    """The architecture, backend and neutral config of a deepvision model or block, in one pass
+    (one ``get_config()`` call); raises ``TypeError`` for anything not registered."""
+    if not hasattr(obj, "get_config"):
+        raise TypeError(f"{type(obj).__name__} is not a deepvision model or block (no get_config()).")
+    backend = backend_of(obj)
     raw = obj.get_config()
-    return to_neutral_config({k: raw[k] for k in allowed if k in raw}, backend_of(obj))
+    arch, problem = _match_architecture(obj, raw)
+    if arch is None:
+        raise TypeError(problem)
+    return Resolved(arch, backend, _neutral_config(obj, raw, backend))
+
+
+def find(obj: Any) -> Resolved | None:
+    """:func:`resolve` for objects that may be anything: ``None`` when ``obj`` is not an instance of
+    a registered architecture (e.g. a user's own ``nn.Module``)."""
+    if not hasattr(obj, "get_config"):
+        return None
+    raw = obj.get_config()
+    arch, _ = _match_architecture(obj, raw)
+    return None if arch is None else Resolved(arch, backend_of(obj), _neutral_config(obj, raw, backend_of(obj)))
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -187,21 +237,27 @@ def architecture_of(obj: Any) -> Architecture:
     Objects built through the registry remember their name; others (e.g. a Keras model reloaded
     from a ``.keras`` file) are matched by class and by the arguments that define each variant.
     """
+    arch, problem = _match_architecture(obj, None)
+    if arch is None:
+        raise TypeError(problem)
+    return arch
+
+
+def _match_architecture(obj: Any, raw: Mapping[str, Any] | None) -> tuple[Architecture | None, str]:
+    # ``raw`` is obj.get_config() when the caller has it; it is only needed to tell variants apart.
+    # Returns (architecture, "") or (None, why not).
     _load_families()
     name = getattr(obj, "dv_architecture", None)
     if isinstance(name, str) and name in _REGISTRY:
-        return _REGISTRY[name]
+        return _REGISTRY[name], ""
     target = _import_string(type(obj))
     candidates = [a for a in _REGISTRY.values() if target in (a.tensorflow, a.pytorch)]
     if not candidates:
-        raise TypeError(
-            f"{type(obj).__name__} is not a registered deepvision architecture; "
-            "see deepvision.models.list_models() and deepvision.layers."
-        )
-    config = obj.get_config()
+        return None, (f"{type(obj).__name__} is not a registered deepvision architecture; "
+                      "see deepvision.models.list_models() and deepvision.layers.")
+    config = raw if raw is not None else obj.get_config()
     matching = [a for a in candidates if all(_same(config.get(k), v) for k, v in a.fixed.items())]
-    # The most specific variant wins; a generic entry (no fixed arguments) is the fallback.
-    matching.sort(key=lambda a: len(a.fixed), reverse=True)
     if not matching:
-        raise TypeError(f"No registered variant of {type(obj).__name__} matches its config.")
-    return matching[0]
+        return None, f"No registered variant of {type(obj).__name__} matches its config."
+    # The most specific variant wins; a generic entry (no fixed arguments) is the fallback.
+    return max(matching, key=lambda a: len(a.fixed)), ""

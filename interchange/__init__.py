@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._format import (
     CHECKSUM_ALGORITHM,
+    FLOAT_DTYPES,
     FORMAT_NAME,
     MAX_HEADER_BYTES,
     SUPPORTED_FORMAT_VERSION,
@@ -52,6 +53,7 @@ from .writer import TensorEntry, write_checkpoint
 
 __all__ = [
     "CHECKSUM_ALGORITHM",
+    "FLOAT_DTYPES",
     "FORMAT_NAME",
     "MAX_HEADER_BYTES",
     "SUPPORTED_FORMAT_VERSION",
