@@ -60,7 +60,10 @@ _CODE_TO_DTYPE: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),
 }
 _NAME_TO_CODE: dict[str, str] = {dt.name: code for code, dt in _CODE_TO_DTYPE.items()}
-_FLOAT_NAMES = {"float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2"}
+# The floating dtypes a checkpoint's tensors are cast to (save_portable(dtype=...), convert --dtype):
+# the one list of them. float8 tensors are stored and read, but never cast to.
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+_FLOAT_NAMES = frozenset({*FLOAT_DTYPES, "float8_e4m3fn", "float8_e5m2"})
 
 # Metadata keys whose values are JSON objects, and keys that must be plain strings.
 JSON_OBJECT_KEYS = frozenset({"config", "framework_versions", "preprocessing", "checksums"})
