@@ -9,7 +9,8 @@ tested in ``test_stochastic_depth.py``.
 from tests.blocks.harness import BlockCase
 
 
-def _block(name: str, input_filters: int, output_filters: int, shape: tuple, id: str, **config) -> BlockCase:
+def _block(name: str, input_filters: int, output_filters: int, shape: tuple, id: str, input_scale: float = 1.0,
+           **config) -> BlockCase:
     return BlockCase(
         name,
         {"input_filters": input_filters, "output_filters": output_filters, **config},
@@ -17,6 +18,7 @@ def _block(name: str, input_filters: int, output_filters: int, shape: tuple, id:
         id,
         has_batch_norm=True,
         training_parity=config.get("dropout", 0.0) == 0.0,
+        input_scale=input_scale,
     )
 
 
@@ -29,6 +31,9 @@ CASES = [
     _block("MBConv", 3, 8, (8, 8), "mbconv-se-floor-to-one", expand_ratio=6, se_ratio=0.25),
     _block("MBConv", 8, 8, (17, 23), "mbconv-relu-eps-momentum", expand_ratio=2, se_ratio=0.5,
            activation="relu", bn_epsilon=1e-5, bn_momentum=0.99),
+    # Low-variance feature maps (variance 1e-4 against epsilon 1e-3): the epsilon dominates in training mode.
+    _block("MBConv", 8, 8, (9, 11), "mbconv-low-variance", input_scale=1e-2, expand_ratio=4, se_ratio=0.25),
+    _block("FusedMBConv", 8, 8, (9, 11), "fused-low-variance", input_scale=1e-2, expand_ratio=4, se_ratio=0.25),
     _block("MBConv", 8, 8, (7, 9), "mbconv-drop-path", expand_ratio=4, se_ratio=0.25, dropout=0.3),
     # FusedMBConv
     _block("FusedMBConv", 3, 32, (12, 12), "fused-seed-example", expand_ratio=2, se_ratio=0.25),

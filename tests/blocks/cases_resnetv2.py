@@ -25,6 +25,12 @@ CASES = [
                 "bottleneck-proj-s2"),
     _bottleneck({"input_filters": 12, "filters": 3, "strides": 3, "kernel_size": 5, "bn_momentum": 0.9,
                  "bn_epsilon": 1e-3}, (19, 14), "bottleneck-k5-s3"),
+    # Low-variance feature maps (variance 1e-5, about the BatchNorm epsilon): the epsilon matters in
+    # training mode, where BatchNorm normalises with the batch's own statistics.
+    BlockCase("PreActBottleneck", {"input_filters": 16, "filters": 4}, (9, 11, 16), "bottleneck-low-variance",
+              has_batch_norm=True, input_scale=3e-3),
+    BlockCase("PreActBasicBlock", {"input_filters": 8, "filters": 8}, (9, 11, 8), "basic-low-variance",
+              has_batch_norm=True, input_scale=3e-3),
     _basic({"input_filters": 8, "filters": 8}, (17, 23), "basic-identity"),
     _basic({"input_filters": 8, "filters": 16, "conv_shortcut": True}, (17, 23), "basic-proj"),
     _basic({"input_filters": 8, "filters": 8, "strides": 2}, (17, 23), "basic-maxpool-s2-17x23"),

@@ -20,6 +20,10 @@ CASES = [
     BlockCase("TransformerEncoder", {"project_dim": 16, "mlp_dim": 32, "num_heads": 4}, (9, 16), "encoder_d16_h4"),
     BlockCase("TransformerEncoder", {"project_dim": 12, "mlp_dim": 20, "num_heads": 3, "layer_norm_epsilon": 1e-5,
                                      "activation": "gelu_tanh"}, (10, 12), "encoder_d12_h3_eps1e-5"),
+    # Low-variance tokens (variance 1e-6, the LayerNorm epsilon): an epsilon off by 10x moves the
+    # output by ~50%, where random-normal tokens hide it below the tolerance.
+    BlockCase("TransformerEncoder", {"project_dim": 16, "mlp_dim": 32, "num_heads": 4}, (9, 16),
+              "encoder_low_variance_tokens", input_scale=1e-3),
     BlockCase("TransformerEncoder", {"project_dim": 8, "mlp_dim": 16, "num_heads": 2, "mlp_dropout": 0.1,
                                      "attention_dropout": 0.1, "drop_path_rate": 0.2}, (5, 8), "encoder_stochastic",
               training_parity=False),

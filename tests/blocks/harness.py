@@ -32,6 +32,9 @@ class BlockCase:
         training_parity: whether training mode is deterministic (dropout and drop path 0).
         gradient_floor: fraction of the block's largest gradient that floors each gradient's
             denominator in :func:`gradient_errors` (rounding noise of analytically zero gradients).
+        input_scale: standard deviation of the random-normal test input. A small one (low-variance
+            tokens or feature maps) makes every norm's epsilon matter: at variance ~1 a LayerNorm
+            that ignores its epsilon (1e-5 for 1e-6) moves the output by less than the tolerance.
     """
 
     block: str
@@ -42,6 +45,7 @@ class BlockCase:
     has_batch_norm: bool = False
     training_parity: bool = True
     gradient_floor: float = 1e-3
+    input_scale: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
@@ -61,8 +65,9 @@ def sample_input(case: BlockCase, seed: int = 1) -> np.ndarray | list[np.ndarray
     """A batch for ``case``; a list of batches when ``input_shape`` is a tuple of shapes (multi-input blocks)."""
     rng = np.random.default_rng(seed)
     if case.input_shape and isinstance(case.input_shape[0], (tuple, list)):
-        return [rng.normal(size=(case.batch, *shape)).astype(np.float32) for shape in case.input_shape]
-    return rng.normal(size=(case.batch, *case.input_shape)).astype(np.float32)
+        return [rng.normal(scale=case.input_scale, size=(case.batch, *shape)).astype(np.float32)
+                for shape in case.input_shape]
+    return rng.normal(scale=case.input_scale, size=(case.batch, *case.input_shape)).astype(np.float32)
 
 
 def gradient_errors(grads_a: dict, grads_b: dict, floor: float = 1e-3) -> dict[str, float]:
