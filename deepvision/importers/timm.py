@@ -32,7 +32,6 @@ import json
 import logging
 import math
 import os
-import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -52,8 +51,6 @@ WIDTH_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16}
 # timm registers these stock names with 224x224 input and 1000 classes (vit_large_patch32_224: 0 by default).
 TIMM_STOCK = ("vit_tiny_patch16_224", "vit_small_patch16_224", "vit_small_patch32_224", "vit_base_patch16_224",
               "vit_base_patch32_224", "vit_large_patch16_224", "vit_large_patch32_224")
-
-_FLOATS = ("float16", "bfloat16", "float32", "float64")
 
 
 class TimmFormatError(ValueError):
@@ -158,46 +155,19 @@ class _Source:
 
 @contextmanager
 def _open_source(src: str | os.PathLike) -> Iterator[_Source]:
-    path = Path(src)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist.")
-    if path.suffix.lower() == ".safetensors":
-        with interchange.Checkpoint(path, allow_foreign=True) as ckpt:
-            names = list(ckpt.names)
-            yield _Source(
-                shapes={n: tuple(ckpt.shape(n)) for n in names},
-                dtypes={n: ckpt.dtype(n) for n in names},
-                get=ckpt.get,
-                metadata=dict(ckpt.raw_metadata),
-            )
-        return
-    if path.suffix.lower() not in (".pth", ".pt", ".bin"):
-        raise TimmFormatError(f"{path}: timm weights come as .safetensors, .pth or .bin files.")
-    from deepvision.adapters.torch_adapter import to_numpy
-    from deepvision.backend import require_pytorch
+    """The timm state_dict in ``src``, read by the one reader of PyTorch-style files."""
+    from deepvision.io_utils import read_weight_file
 
-    torch = require_pytorch()
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise TimmFormatError(
-            f"{path} does not load with torch.load(weights_only=True) ({type(err).__name__}): "
-            "only plain tensor state_dicts are read, never pickled objects."
-        ) from err
-    if isinstance(obj, dict):
-        # timm training checkpoints keep the weights under "state_dict" (or "model").
-        for key in ("state_dict", "model", "state_dict_ema"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise TimmFormatError(f"{path} does not hold a state_dict of tensors.")
-    # DistributedDataParallel prefixes every name with "module.".
-    state = {re.sub(r"^module\.", "", k): v for k, v in obj.items()}
+    weights = read_weight_file(src, error=TimmFormatError)
+    state = weights.tensors
+    # A .safetensors file's metadata is strings (timm_kwargs, timm_architecture, ...); a torch file's
+    # non-tensor entries are not timm's.
+    metadata = {k: v for k, v in weights.metadata.items() if isinstance(v, str)}
     yield _Source(
         shapes={n: tuple(v.shape) for n, v in state.items()},
-        dtypes={n: str(to_numpy(v).dtype) for n, v in state.items()},
-        get=lambda n: to_numpy(state[n]),
+        dtypes={n: str(v.dtype) for n, v in state.items()},
+        get=state.__getitem__,
+        metadata=metadata,
     )
 
 
@@ -383,8 +353,9 @@ def import_timm(
     """Import a timm ViT state_dict as a canonical checkpoint.
 
     Args:
-        src: ``.safetensors`` (read zero-copy), or ``.pth``/``.pt``/``.bin`` (``torch.load(weights_only=True)``;
-            ``{"state_dict": ...}`` / ``{"model": ...}`` wrappers and ``module.`` prefixes are accepted).
+        src: ``.safetensors``, or ``.pth``/``.pt``/``.bin``/``.ckpt`` (``torch.load(weights_only=True)``;
+            ``state_dict``/``model``/``state_dict_ema`` wrappers and ``module.`` prefixes are accepted),
+            read by :func:`deepvision.io_utils.read_weight_file`.
         dst: the canonical ``.safetensors`` to write; ``None`` returns the tensors in memory instead.
         num_heads: attention heads, when neither the file's metadata (``timm_kwargs``) nor timm's model
             name (``timm_architecture`` metadata or ``config.json`` beside ``src``) tells them; default by
@@ -422,21 +393,13 @@ def import_timm(
             )
         architecture = _architecture_for(config)
         preprocessing = _preprocessing(config, pretrained_cfg or sidecar.get("pretrained_cfg"))
-        from deepvision import __version__
-        from deepvision.registry import get_architecture
+        from deepvision.portable import checkpoint_metadata
 
-        metadata = {
-            "architecture": architecture,
-            "schema": get_architecture(architecture).schema,
-            "config": config,
-            "source_backend": "timm",
-            "library_version": __version__,
-            "framework_versions": {k: v for k, v in {"timm": meta.get("timm_version"),
-                                                     "torch": meta.get("torch_version"),
-                                                     "numpy": np.__version__}.items() if v},
-            "preprocessing": preprocessing,
-            "timm": {"architecture": arch_name, "kwargs": timm_kwargs, "file": src.name},
-        }
+        metadata = checkpoint_metadata(
+            architecture, config=config, source_backend="timm", preprocessing=preprocessing,
+            versions={"timm": meta.get("timm_version"), "torch": meta.get("torch_version")},
+            extra={"timm": {"architecture": arch_name, "kwargs": timm_kwargs, "file": src.name}},
+        )
 
         def fetch(rule: _Rule) -> Callable[[], np.ndarray]:
             def read() -> np.ndarray:
