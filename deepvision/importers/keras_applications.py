@@ -92,7 +92,7 @@ def import_keras_application(
     """
     keras = require_tensorflow()
     from deepvision.adapters.keras_adapter import variable_slot
-    from deepvision.portable import write_slots
+    from deepvision.portable import checkpoint_metadata, write_slots
     from deepvision.registry import get_architecture
 
     arch = get_architecture(architecture)
@@ -117,15 +117,7 @@ def import_keras_application(
             ) from err
     mapping = family.variable_map(app_model, config)
     slots = [variable_slot(name, variable) for name, variable in mapping.items()]
-    metadata = {
-        "architecture": arch.name,
-        "schema": arch.schema,
-        "config": config,
-        "source_backend": "keras-applications",
-        "library_version": _library_version(),
-        "framework_versions": {"keras": keras.__version__},
-        "preprocessing": dict(arch.preprocessing),
-    }
+    metadata = checkpoint_metadata(arch, config=config, source_backend="keras-applications")
     return write_slots(dst, slots, metadata)
 
 
@@ -157,8 +149,3 @@ def export_keras_application(src: str | os.PathLike, dst: str | os.PathLike) -> 
             raise ValueError(f"{dst}: keras.applications weights go to .weights.h5, .h5 or .keras files.")
     return Path(dst)
 
-
-def _library_version() -> str:
-    from deepvision import __version__
-
-    return __version__
