@@ -96,6 +96,33 @@ def hub_name(name: str) -> str:
     return name
 
 
+# hub names -> transformers 5 (what transformers 5 applies when loading a published checkpoint).
+_HUB_TO_V5 = (
+    (re.compile(r"(^|\.)encoder\.patch_embeddings\.(\d+)\."), r"\1stages.\2.patch_embeddings."),
+    (re.compile(r"(^|\.)encoder\.block\.(\d+)\."), r"\1stages.\2.blocks."),
+    (re.compile(r"(^|\.)encoder\.layer_norm\.(\d+)\."), r"\1stages.\2.layer_norm."),
+    (re.compile(r"\.attention\.self\.query\."), ".attention.q_proj."),
+    (re.compile(r"\.attention\.self\.key\."), ".attention.k_proj."),
+    (re.compile(r"\.attention\.self\.value\."), ".attention.v_proj."),
+    (re.compile(r"\.attention\.self\.sr\."), ".attention.sequence_reduction.sequence_reduction."),
+    (re.compile(r"\.attention\.self\.layer_norm\."), ".attention.sequence_reduction.layer_norm."),
+    (re.compile(r"\.attention\.output\.dense\."), ".attention.o_proj."),
+    (re.compile(r"\.mlp\.dense1\."), ".mlp.fc1."),
+    (re.compile(r"\.mlp\.dense2\."), ".mlp.fc2."),
+    (re.compile(r"\.layer_norm_1\."), ".layernorm_before."),
+    (re.compile(r"\.layer_norm_2\."), ".layernorm_after."),
+    (re.compile(r"(^|\.)decode_head\.linear_c\."), r"\1decode_head.linear_projections."),
+)
+NAMINGS = ("hub", "transformers5")
+
+
+def transformers5_name(name: str) -> str:
+    """The transformers 5 (in-memory) name of a hub-named SegFormer tensor."""
+    for pattern, replacement in _HUB_TO_V5:
+        name = pattern.sub(replacement, name)
+    return name
+
+
 @dataclass(frozen=True)
 class _Rule:
     hub: str
@@ -572,7 +599,8 @@ def _read_model(src: Any) -> tuple[dict, Callable[[str], np.ndarray], dict, str,
             architecture_of(src).name, None, None)
 
 
-def export_huggingface(src: Any, dst: str | os.PathLike, *, id2label: Mapping[str, str] | None = None) -> Path:
+def export_huggingface(src: Any, dst: str | os.PathLike, *, id2label: Mapping[str, str] | None = None,
+                       naming: str = "hub") -> Path:
     """Write a deepvision SegFormer/MiT for transformers.
 
     Args:
@@ -582,6 +610,9 @@ def export_huggingface(src: Any, dst: str | os.PathLike, *, id2label: Mapping[st
             for ``load_state_dict(strict=True)``. Hub names. Written atomically.
         id2label: class names for ``config.json``; default the checkpoint's ``id2label`` metadata, else
             ``LABEL_i``.
+        naming: ``"hub"`` (published checkpoints, transformers 4's modules; both generations'
+            ``from_pretrained`` read it) or ``"transformers5"`` (the names a transformers 5 module's
+            ``load_state_dict(strict=True)`` expects). Folders are always written with hub names.
 
     Returns:
         ``Path(dst)``.
@@ -589,9 +620,12 @@ def export_huggingface(src: Any, dst: str | os.PathLike, *, id2label: Mapping[st
     from deepvision.io_utils import atomic_output
     from deepvision.registry import get_architecture
 
+    if naming not in NAMINGS:
+        raise HuggingFaceFormatError(f"naming must be one of {NAMINGS}, got {naming!r}")
     dst = Path(dst)
     suffix = dst.suffix.lower()
     as_folder = suffix not in (".safetensors", ".bin", ".pt", ".pth")
+    rename = transformers5_name if naming == "transformers5" and not as_folder else (lambda key: key)
     config, get, shapes, architecture, stored_labels, close = _read_model(src)
     try:
         if architecture is None:
@@ -615,14 +649,14 @@ def export_huggingface(src: Any, dst: str | os.PathLike, *, id2label: Mapping[st
             with atomic_output(dst / "config.json") as tmp:
                 tmp.write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
         elif suffix == ".safetensors":
-            _save_safetensors({key: hub_array(key) for key in spec}, dst, architecture, atomic_output)
+            _save_safetensors({rename(key): hub_array(key) for key in spec}, dst, architecture, atomic_output)
         else:
             from deepvision.adapters.torch_adapter import from_numpy
             from deepvision.backend import require_pytorch
 
             torch = require_pytorch()
             with atomic_output(dst) as tmp:
-                torch.save({key: from_numpy(hub_array(key)).clone() for key in spec}, tmp)
+                torch.save({rename(key): from_numpy(hub_array(key)).clone() for key in spec}, tmp)
     finally:
         if close is not None:
             close()

@@ -53,6 +53,7 @@ def test_renaming_equals_transformers(model):
     for v5, hub in zip(entry["tensors"], entry["tensors_hub_names"]):
         assert hf.hub_name(v5) == hub
         assert hf.hub_name(hub) == hub
+        assert hf.transformers5_name(hub) == v5
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -163,6 +164,9 @@ def test_exported_state_dict_loads_strictly_into_the_same_structure(tmp_path):
     back = hf.import_huggingface(path, architecture="SegFormerB0")
     for name, value in imported.tensors.items():
         np.testing.assert_array_equal(back.tensors[name], value, err_msg=name)
+    # transformers 5 modules hold the renamed keys: naming="transformers5" writes exactly those.
+    v5 = torch.load(hf.export_huggingface(model, tmp_path / "v5.bin", naming="transformers5"), weights_only=True)
+    assert sorted(v5) == sorted(MANIFEST["segformer-b0-ade-150"]["tensors"])
 
 
 def test_not_a_segformer_is_a_clear_error(tmp_path):
