@@ -36,6 +36,12 @@ CHECKSUM_ALGORITHM = "crc32"
 # Same limit as the reference safetensors implementation: a larger header is
 # either garbage or a denial-of-service attempt.
 MAX_HEADER_BYTES = 100_000_000
+# numpy (>= 1.26) cannot represent more dimensions, nor an array whose non-zero
+# dimensions multiply to more bytes than a signed 64-bit size: such headers are refused.
+MAX_NDIM = 32
+_MAX_NBYTES = 2**63 - 1
+# Longer version numbers are refused before int() (Python limits int() to 4300 digits).
+_MAX_VERSION_DIGITS = 18
 METADATA_KEY = "__metadata__"
 CHECKSUM_PLACEHOLDER = "00000000"
 
@@ -73,7 +79,7 @@ STRING_KEYS = frozenset(
 # Keys the writer computes itself; values passed by callers are ignored.
 _RECOMPUTED_KEYS = frozenset({"checksum_algorithm", "checksums", "json_keys"})
 
-_SCHEMA_ID = re.compile(r"^(?P<arch>[^@\s]+)@(?P<version>[0-9]+)$")
+_SCHEMA_ID = re.compile(r"^(?P<arch>[^@\s]+)@(?P<version>[0-9]{1,18})$")
 
 
 def dtype_name(dtype: Any) -> str:
@@ -110,7 +116,7 @@ def num_elements(shape: tuple[int, ...]) -> int:
 
 def parse_schema_id(value: str) -> tuple[str, int]:
     """Split ``"ResNet50V2@1"`` into ``("ResNet50V2", 1)``."""
-    match = _SCHEMA_ID.match(value)
+    match = _SCHEMA_ID.match(value) if isinstance(value, str) else None
     if match is None:
         raise MetadataError(
             f"metadata 'schema' is {value!r}, expected '<Architecture>@<version>' such as 'ResNet50V2@1'; "
@@ -145,7 +151,7 @@ def encode_metadata(metadata: Mapping[str, Any], dtypes: list[str]) -> dict[str,
     if isinstance(given_json_keys, str):
         try:
             given_json_keys = json.loads(given_json_keys)
-        except ValueError:
+        except (ValueError, RecursionError):
             given_json_keys = None
     if isinstance(given_json_keys, list):
         declared_json = {k for k in given_json_keys if isinstance(k, str)}
@@ -172,7 +178,7 @@ def encode_metadata(metadata: Mapping[str, Any], dtypes: list[str]) -> dict[str,
             if isinstance(value, str):
                 try:
                     value = json.loads(value)
-                except ValueError:
+                except (ValueError, RecursionError):
                     raise TypeError(f"metadata[{key!r}] is a string that is not JSON; pass a dict") from None
             if not isinstance(value, Mapping):
                 raise TypeError(f"metadata[{key!r}] must be a dict (JSON object), got {type(value).__name__}")
@@ -185,7 +191,7 @@ def encode_metadata(metadata: Mapping[str, Any], dtypes: list[str]) -> dict[str,
             if key in declared_json:
                 try:
                     json.loads(value)
-                except ValueError:
+                except (ValueError, RecursionError):
                     raise TypeError(f"metadata[{key!r}] is listed in json_keys but is not JSON") from None
                 json_keys.append(key)
             out[key] = value
@@ -238,7 +244,7 @@ class Metadata(Mapping[str, Any]):
             return set()
         try:
             keys = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting exhausts the JSON decoder's stack
             keys = None
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
             raise MetadataError(
@@ -252,10 +258,12 @@ class Metadata(Mapping[str, Any]):
             return _parse_format_version(text)
         if key == "json_keys":
             return json.loads(text)
+        if key in STRING_KEYS:  # always plain strings, even if json_keys (wrongly) lists them
+            return text
         if key in JSON_OBJECT_KEYS or key in json_keys:
             try:
                 value = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise MetadataError(
                     f"metadata {key!r} is not valid JSON ({text[:80]!r}); the file is damaged: re-export it"
                 ) from None
@@ -289,7 +297,7 @@ class Metadata(Mapping[str, Any]):
 
 
 def _parse_format_version(text: str) -> int:
-    if not re.fullmatch(r"[0-9]+", text or "") or int(text) < 1:
+    if not re.fullmatch(r"[0-9]+", text or "") or len(text) > _MAX_VERSION_DIGITS or int(text) < 1:
         raise FormatVersionError(
             f"format_version is {text!r}, expected a positive integer; the file is damaged or was written "
             "by an incompatible tool: re-export it with deepvision-toolkit"
@@ -454,12 +462,17 @@ def _tensor_info(path: str, name: str, entry: Any) -> TensorInfo:
     if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
         raise _not_safetensors(path, f"entry {name!r} lacks dtype/shape/data_offsets")
     code, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if code not in _CODE_TO_DTYPE:
+    if not isinstance(code, str) or code not in _CODE_TO_DTYPE:
         raise _not_safetensors(
             path, f"tensor {name!r} has unsupported dtype code {code!r} (supported: {', '.join(_CODE_TO_DTYPE)})"
         )
     if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
         raise _not_safetensors(path, f"tensor {name!r} has invalid shape {shape!r}")
+    dtype = _CODE_TO_DTYPE[code]
+    if len(shape) > MAX_NDIM:
+        raise _not_safetensors(path, f"tensor {name!r} has {len(shape)} dimensions, more than the {MAX_NDIM} supported")
+    if math.prod(d for d in shape if d) * dtype.itemsize > _MAX_NBYTES:
+        raise _not_safetensors(path, f"tensor {name!r} has shape {shape}, too large for any array")
     if (
         not isinstance(offsets, list)
         or len(offsets) != 2
@@ -467,7 +480,6 @@ def _tensor_info(path: str, name: str, entry: Any) -> TensorInfo:
         or not 0 <= offsets[0] <= offsets[1]
     ):
         raise _not_safetensors(path, f"tensor {name!r} has invalid data_offsets {offsets!r}")
-    dtype = _CODE_TO_DTYPE[code]
     nbytes = math.prod(shape) * dtype.itemsize
     if offsets[1] - offsets[0] != nbytes:
         raise _not_safetensors(
@@ -516,7 +528,7 @@ def parse_checksums(header: Header) -> dict[str, int]:
         )
     try:
         sums = json.loads(meta["checksums"])
-    except ValueError:
+    except (ValueError, RecursionError):
         sums = None
     if not isinstance(sums, dict):
         raise IntegrityError(f"{header.path}: 'checksums' metadata is not a JSON object; the file is damaged")
