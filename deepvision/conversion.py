@@ -8,15 +8,17 @@ format               files                              notes
 portable             ``.safetensors`` with our metadata the canonical checkpoint
 keras                ``.weights.h5``, ``.keras``, ``.h5`` a deepvision Keras model's files
 pytorch              ``.pt``, ``.pth``, ``.bin``        a deepvision PyTorch ``state_dict``
-lightning            ``.ckpt``                          a Lightning checkpoint (``state_dict`` key)
+lightning            ``.ckpt``                          a Lightning checkpoint (records the model)
 keras-applications   ``.h5``, ``.weights.h5``, model    keras.applications ResNetV2/EfficientNetV2
 timm                 ``.safetensors``, ``.pth``, ``.bin`` a timm ViT ``state_dict``
 huggingface          folder, ``.safetensors``, ``.bin``  a transformers SegFormer (folder: config.json + weights)
 onnx                 ``.onnx`` (destination only)       through PyTorch, verified with onnxruntime
 ==================== ================================== =========================================
 
-Files without our metadata (Keras weights, state_dicts) need ``architecture`` and, unless the
-defaults fit, ``config``. Every conversion goes through a canonical checkpoint.
+Files without our metadata (Keras weights, plain state_dicts) need ``architecture`` and, unless the
+defaults fit, ``config``; a Lightning checkpoint of a deepvision model (``Trainer.fit``'s too) records
+both. PyTorch-style files are read by :func:`deepvision.io_utils.read_weight_file`. Every conversion
+goes through a canonical checkpoint.
 """
 
 from __future__ import annotations
@@ -102,23 +104,53 @@ def _need_architecture(architecture: str | None, src: Any, fmt: str) -> str:
     return get_architecture(architecture).name
 
 
-def _torch_state_dict(path: str | os.PathLike) -> tuple[dict, dict]:
-    """A state_dict and any deepvision metadata from a .pt/.pth/.bin/.ckpt file (never unpickles objects)."""
-    from deepvision.backend import require_pytorch
+def _torch_record(metadata: dict[str, Any], architecture: str | None) -> tuple[str | None, dict[str, Any]]:
+    """The architecture and neutral config a torch file records, if any.
 
-    torch = require_pytorch()
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ConversionError(
-            f"{path} is not a PyTorch tensor file that loads with weights_only=True ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}). Save plain state_dicts (torch.save(model.state_dict(), ...))."
-        ) from err
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        return obj["state_dict"], dict(obj.get("deepvision") or {})
-    if not isinstance(obj, dict):
-        raise ConversionError(f"{path} holds a {type(obj).__name__}, not a state_dict.")
-    return obj, {}
+    ``deepvision`` (written by ``DeepVisionModulePT.on_save_checkpoint``: every Lightning checkpoint
+    of a deepvision model, ``Trainer.fit``'s too) names both; ``hyper_parameters`` alone
+    (``save_hyperparameters``: PyTorch constructor arguments, channels-first) gives the config of
+    the architecture the caller names.
+    """
+    from deepvision.registry import to_neutral_config
+
+    record = metadata.get("deepvision") or {}
+    if record.get("architecture"):
+        return architecture or record["architecture"], dict(record.get("config") or {})
+    hparams = metadata.get("hyper_parameters")
+    if architecture is not None and hparams:
+        return architecture, to_neutral_config(hparams, "pytorch")
+    return architecture, {}
+
+
+def _load_torch_weights(model: Any, state: dict[str, Any], src: Any, name: str, config: dict[str, Any]) -> None:
+    """Copy a PyTorch ``state_dict`` (numpy arrays) into ``model``, or raise a :class:`ConversionError`
+    naming what does not fit and the fix (before torch's own size-mismatch error can happen)."""
+    from deepvision.adapters.torch_adapter import from_numpy
+
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [(k, tuple(own[k].shape), tuple(state[k].shape)) for k in own
+                  if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or mismatched:
+        lines = [f"{src} does not fit {name} with config {config}:"]
+        if missing:
+            lines.append(f"missing {missing[:5]}")
+        if unexpected:
+            lines.append(f"unexpected {unexpected[:5]}")
+        lines += [f"shape mismatch {k}: model {m}, file {f}" for k, m, f in mismatched[:5]]
+        head = [f for k, _, f in mismatched if k.startswith("head.") and k.endswith(".bias")]
+        if head:
+            lines.append(
+                f"The file's classifier has {head[0][0]} classes: pass config={{'classes': {head[0][0]}}} "
+                f"(CLI: --config '{{\"classes\": {head[0][0]}}}'), or convert with the file's class count and "
+                "load with load_portable(..., exclude=['head.*'], config_overrides={'classes': N}) for a new head."
+            )
+        else:
+            lines.append("Check --architecture and --config.")
+        raise ConversionError("\n".join(lines))
+    model.load_state_dict({k: from_numpy(v) for k, v in state.items()}, strict=True)
 
 
 def to_canonical(src: Any, fmt: str, out: Path, *, architecture: str | None, config: dict, dtype: str | None,
@@ -154,15 +186,14 @@ def to_canonical(src: Any, fmt: str, out: Path, *, architecture: str | None, con
             model = load_keras_model(src)
         return save_portable(model, out, dtype=dtype)
     if fmt in ("pytorch", "lightning"):
-        state_dict, meta = _torch_state_dict(src)
-        name = _need_architecture(architecture or meta.get("architecture"), src, fmt)
-        model = build_from_neutral_config(name, {**meta.get("config", {}), **config}, "pytorch")
-        result = model.load_state_dict(state_dict, strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            raise ConversionError(
-                f"{src} does not fit {name} with config {config}: missing {result.missing_keys[:5]}, "
-                f"unexpected {result.unexpected_keys[:5]}. Check --architecture and --config."
-            )
+        from deepvision.io_utils import read_weight_file
+
+        weights = read_weight_file(src, error=ConversionError)
+        recorded, stored_config = _torch_record(weights.metadata, architecture)
+        name = _need_architecture(recorded, src, fmt)
+        build_config = {**stored_config, **config}
+        model = build_from_neutral_config(name, build_config, "pytorch")
+        _load_torch_weights(model, weights.tensors, src, name, build_config)
         return save_portable(model, out, dtype=dtype)
     raise ConversionError(f"Cannot read {fmt!r} files.")
 
@@ -189,6 +220,7 @@ def recast(src: str | os.PathLike, dst: str | os.PathLike, dtype: str) -> Path:
 def from_canonical(canonical: Path, dst: str | os.PathLike, fmt: str, **onnx_options: Any) -> Path:
     """Write the canonical checkpoint ``canonical`` as ``dst`` in format ``fmt``."""
     from deepvision.portable import load_portable
+    from deepvision.registry import resolve
 
     dst = Path(dst)
     if fmt == "portable":
@@ -220,11 +252,15 @@ def from_canonical(canonical: Path, dst: str | os.PathLike, fmt: str, **onnx_opt
         import torch
 
         model = load_portable(canonical, backend="pytorch")
-        with interchange.open_checkpoint(canonical, verify=False) as ckpt:
-            meta = {"architecture": ckpt.architecture, "config": ckpt.config}
         payload: Any = model.state_dict()
         if fmt == "lightning":
-            payload = {"state_dict": payload, "deepvision": meta}
+            # The same records Trainer.fit's checkpoints carry (architecture, config, hyperparameters).
+            payload = {"state_dict": payload}
+            if hasattr(model, "on_save_checkpoint"):  # a LightningModule: as Trainer.fit writes it
+                model.on_save_checkpoint(payload)
+            else:  # a block: the architecture and config alone
+                resolved = resolve(model)
+                payload["deepvision"] = {"architecture": resolved.architecture.name, "config": resolved.config}
         with atomic_output(dst) as tmp:
             torch.save(payload, tmp)
         return dst

@@ -114,3 +114,29 @@ def test_pickled_objects_are_refused(tmp_path):
     torch.save({"weights": object()}, bad)
     with pytest.raises(ConversionError, match="weights_only=True"):
         convert(bad, tmp_path / "x.safetensors", architecture="TestComposite")
+
+
+def test_lightning_checkpoint_converts_with_the_plain_command(portable_file, tmp_path):
+    import torch
+
+    path, model = portable_file
+    ckpt = convert(path, tmp_path / "m.ckpt")
+    record = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert record["deepvision"]["architecture"] == "TestComposite"
+    assert record["deepvision"]["config"]["input_shape"] == [17, 23, 3]
+    assert main(["convert", str(ckpt), str(tmp_path / "back.safetensors")]) == 0
+    assert check_parity(model, load_portable(tmp_path / "back.safetensors", backend="tensorflow"), inputs=X,
+                        rtol=1e-5).ok
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".ckpt"])
+def test_wrong_class_count_is_the_librarys_error_naming_the_fix(portable_file, tmp_path, suffix):
+    path, _ = portable_file
+    out = convert(path, tmp_path / f"m{suffix}")  # 5 classes
+    with pytest.raises(ConversionError) as info:
+        convert(out, tmp_path / "x.safetensors", architecture="TestComposite",
+                config={"input_shape": [17, 23, 3], "classes": 3})
+    message = str(info.value)
+    assert "shape mismatch head.weight: model (3, 8), file (5, 8)" in message
+    assert "--config '{\"classes\": 5}'" in message and "exclude=['head.*']" in message
+    assert not (tmp_path / "x.safetensors").exists()
