@@ -7,7 +7,21 @@ from keras import ops
 
 from deepvision.layers.core import ACTIVATIONS, activation_name
 
-__all__ = ["ACTIVATIONS", "FUNCTIONS", "Activation", "activation_name", "batch_norm", "conv2d", "depthwise_conv2d"]
+__all__ = ["ACTIVATIONS", "FUNCTIONS", "Activation", "CheckedLayer", "activation_name", "batch_norm", "conv2d", "depthwise_conv2d"]
+
+
+class CheckedLayer(keras.layers.Layer):
+    """A Keras layer that checks its input (``check_input``, see ``deepvision.checks``) before Keras
+    builds or calls it, so a wrong input fails with deepvision's message, the same as in PyTorch,
+    and never builds weights of the wrong shape."""
+
+    def __call__(self, *args, **kwargs):
+        inputs = args[0] if args else kwargs.get("inputs")
+        self.check_input(getattr(inputs, "shape", None))
+        return super().__call__(*args, **kwargs)
+
+    def check_input(self, shape) -> None:
+        """Raise ``deepvision.checks.InputShapeError`` for an input this layer cannot take."""
 
 
 class Activation(keras.layers.Layer):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepvision import checks
 from deepvision.layers.core_pt import Activation, activation_name
 
 
@@ -24,7 +25,12 @@ class MLPPT(nn.Module):
         self.drop = nn.Dropout(self.dropout)
         self.fc2 = nn.Linear(self.hidden_dim, self.output_dim, bias=True)
 
+    def check_input(self, shape) -> None:
+        """Raise ``deepvision.checks.InputShapeError`` unless ``shape`` is ``(..., input_dim)``."""
+        checks.check_tokens("MLP", shape, dim=self.input_dim or self.output_dim, rank=None, hint="set input_dim")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x.shape)
         x = self.drop(self.act(self.fc1(x)))
         return self.drop(self.fc2(x))
 

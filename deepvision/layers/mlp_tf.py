@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import keras
 
-from deepvision.layers.core_tf import Activation, activation_name
+from deepvision import checks
+from deepvision.layers.core_tf import Activation, CheckedLayer, activation_name
 
 
 @keras.saving.register_keras_serializable(package="deepvision")
-class MLPTF(keras.layers.Layer):
+class MLPTF(CheckedLayer):
     """(..., in) -> (..., out): fc1, activation, dropout, fc2, dropout."""
 
     def __init__(self, hidden_dim: int, output_dim: int, activation: str = "gelu", dropout: float = 0.0,
@@ -24,10 +25,11 @@ class MLPTF(keras.layers.Layer):
         self.drop = keras.layers.Dropout(self.dropout)
         self.fc2 = keras.layers.Dense(self.output_dim, use_bias=True)
 
+    def check_input(self, shape) -> None:
+        """Raise ``deepvision.checks.InputShapeError`` unless ``shape`` is ``(..., input_dim)``."""
+        checks.check_tokens("MLP", shape, dim=self.input_dim or self.output_dim, rank=None, hint="set input_dim")
+
     def build(self, input_shape) -> None:
-        expected = self.input_dim or self.output_dim
-        if input_shape[-1] is not None and input_shape[-1] != expected:
-            raise ValueError(f"MLP expects {expected} input features, got {input_shape[-1]}: set input_dim.")
         self.fc1.build(input_shape)
         self.fc2.build((*input_shape[:-1], self.hidden_dim))
         self.built = True

@@ -40,4 +40,10 @@ def MultiHeadSelfAttention(
     return build_block("MultiHeadSelfAttention", locals())
 
 
+def check_arguments(project_dim: int, num_heads: int) -> None:
+    """Arguments both backends reject alike."""
+    if project_dim % num_heads:
+        raise ValueError(f"project_dim={project_dim} is not divisible by num_heads={num_heads}")
+
+
 tf_to_pt, pt_to_tf = portable_converters("MultiHeadSelfAttention")

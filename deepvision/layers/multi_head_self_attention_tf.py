@@ -5,16 +5,19 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from deepvision import checks
+from deepvision.layers.core_tf import CheckedLayer
+from deepvision.layers.multi_head_self_attention import check_arguments
+
 
 @keras.saving.register_keras_serializable(package="deepvision")
-class MultiHeadSelfAttentionTF(keras.layers.Layer):
+class MultiHeadSelfAttentionTF(CheckedLayer):
     """Tokens (B, N, D) -> (B, N, D); fused qkv Dense (D -> 3D), softmax(q k^T / sqrt(d)) v, proj Dense."""
 
     def __init__(self, project_dim: int, num_heads: int, attention_dropout: float = 0.0,
                  projection_dropout: float = 0.0, **kwargs) -> None:
         super().__init__(**kwargs)
-        if project_dim % num_heads:
-            raise ValueError(f"project_dim={project_dim} is not divisible by num_heads={num_heads}")
+        check_arguments(project_dim, num_heads)
         self.project_dim = int(project_dim)
         self.num_heads = int(num_heads)
         self.head_dim = self.project_dim // self.num_heads
@@ -24,6 +27,10 @@ class MultiHeadSelfAttentionTF(keras.layers.Layer):
         self.attention_drop = keras.layers.Dropout(self.attention_dropout)
         self.proj = keras.layers.Dense(self.project_dim, use_bias=True)
         self.proj_drop = keras.layers.Dropout(self.projection_dropout)
+
+    def check_input(self, shape) -> None:
+        """Raise ``deepvision.checks.InputShapeError`` unless ``shape`` is ``(B, N, project_dim)``."""
+        checks.check_tokens("MultiHeadSelfAttention", shape, dim=self.project_dim)
 
     def build(self, input_shape) -> None:
         self.qkv.build(input_shape)

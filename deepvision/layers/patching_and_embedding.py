@@ -12,11 +12,41 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from deepvision import checks
 from deepvision.layers._block import build_block, register_block
 from deepvision.models.classification.vit.resample import position_embedding_adapter
 from deepvision.portable import portable_converters, register_shape_adapter
 
 DEFAULT_IMAGE_SHAPE = (224, 224, 3)  # channels-last; what input_shape=None means
+
+
+def check_image_size(height: int | None, width: int | None) -> None:
+    """Both backends reject an image shape without a fixed size alike."""
+    if height is None or width is None:
+        raise ValueError("PatchingAndEmbedding needs a fixed image size (its position embedding has one entry per patch).")
+
+
+def check_images(shape: Any, layout: str, *, channels: int, patch_size: int, grid: tuple[int, int],
+                 dynamic_img_size: bool) -> None:
+    """The call-time check of both backends: a batch of images with ``channels`` channels, at least one
+    patch a side, and either the patch grid the position embedding was made for (sizes that floor
+    to it are fine) or, with ``dynamic_img_size``, sides that are multiples of the patch size.
+
+    Raises:
+        deepvision.checks.InputShapeError: naming the problem, the expected and the received shape.
+    """
+    name = "PatchingAndEmbedding"
+    checks.check_image(name, shape, layout, channels=channels, min_size=patch_size)
+    if dynamic_img_size:
+        checks.check_image(f"{name}(dynamic_img_size=True)", shape, layout, channels=channels,
+                           multiple_of=patch_size)
+        return
+    dims = tuple(shape)
+    height, width = (dims[1], dims[2]) if layout == checks.CHANNELS_LAST else (dims[2], dims[3])
+    if height is not None and width is not None and (height // patch_size, width // patch_size) != tuple(grid):
+        checks.fail(name, f"made for a {grid[0]}x{grid[1]} patch grid but got images of {height}x{width}: pass "
+                    "input_shape to match (or dynamic_img_size=True)",
+                    checks.image_dims(grid[0] * patch_size, grid[1] * patch_size, channels, layout), dims)
 
 
 def _build_shape(config: dict) -> tuple:

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from deepvision import checks
 from deepvision.layers.core_pt import conv2d
-from deepvision.layers.patching_and_embedding import DEFAULT_IMAGE_SHAPE
+from deepvision.layers.patching_and_embedding import DEFAULT_IMAGE_SHAPE, check_image_size, check_images
 from deepvision.models.classification.vit.resample import interpolation_matrices
 
 
@@ -22,8 +23,8 @@ class PatchingAndEmbeddingPT(nn.Module):
             height, width, channels = DEFAULT_IMAGE_SHAPE
         else:
             channels, height, width = tuple(input_shape)
-        if height is None or width is None:
-            raise ValueError("PatchingAndEmbedding needs a fixed image size (its position embedding has one entry per patch).")
+        check_image_size(height, width)
+        self.channels = int(channels)
         self.project_dim = int(project_dim)
         self.patch_size = int(patch_size)
         self._image_shape = None if input_shape is None else tuple(input_shape)
@@ -37,19 +38,15 @@ class PatchingAndEmbeddingPT(nn.Module):
         nn.init.normal_(self.class_token, std=1e-6)
         nn.init.trunc_normal_(self.position_embedding, std=0.02, a=-0.04, b=0.04)
 
+    def check_input(self, shape) -> None:
+        """Raise ``deepvision.checks.InputShapeError`` for images this block cannot embed (see ``check_images``)."""
+        check_images(shape, checks.CHANNELS_FIRST, channels=self.channels, patch_size=self.patch_size, grid=self.grid,
+                     dynamic_img_size=self.dynamic_img_size)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.dynamic_img_size and (images.shape[-2] % self.patch_size or images.shape[-1] % self.patch_size):
-            raise ValueError(
-                f"PatchingAndEmbedding(dynamic_img_size=True) needs image sides that are multiples of the patch "
-                f"size {self.patch_size}, got {images.shape[-2]}x{images.shape[-1]}: crop or pad the input."
-            )
+        self.check_input(images.shape)
         x = self.projection(images)  # (B, D, h, w)
         grid = (int(x.shape[-2]), int(x.shape[-1]))
-        if grid != self.grid and not self.dynamic_img_size:
-            raise ValueError(
-                f"PatchingAndEmbedding was made for a {self.grid[0]}x{self.grid[1]} patch grid but got "
-                f"images of {images.shape[-2]}x{images.shape[-1]}: pass input_shape to match."
-            )
         # (B, D, h*w) -> (B, h*w, D): patches in row-major order (a bare reshape would scramble them).
         x = x.flatten(2).transpose(1, 2)
         cls = self.class_token.expand(x.shape[0], -1, -1).to(x.dtype)

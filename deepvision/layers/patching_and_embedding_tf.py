@@ -7,21 +7,22 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
-from deepvision.layers.core_tf import conv2d
-from deepvision.layers.patching_and_embedding import DEFAULT_IMAGE_SHAPE
+from deepvision import checks
+from deepvision.layers.core_tf import CheckedLayer, conv2d
+from deepvision.layers.patching_and_embedding import DEFAULT_IMAGE_SHAPE, check_image_size, check_images
 from deepvision.models.classification.vit.resample import interpolation_matrices
 
 
 @keras.saving.register_keras_serializable(package="deepvision")
-class PatchingAndEmbeddingTF(keras.layers.Layer):
+class PatchingAndEmbeddingTF(CheckedLayer):
     """(B, H, W, C) images -> (B, 1 + N, D) tokens: patch conv, class token, position embedding."""
 
     def __init__(self, project_dim: int, patch_size: int, input_shape: Sequence[int] | None = None,
                  dynamic_img_size: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         height, width, channels = tuple(input_shape) if input_shape is not None else DEFAULT_IMAGE_SHAPE
-        if height is None or width is None:
-            raise ValueError("PatchingAndEmbedding needs a fixed image size (its position embedding has one entry per patch).")
+        check_image_size(height, width)
+        self.channels = int(channels)
         self.project_dim = int(project_dim)
         self.patch_size = int(patch_size)
         self._image_shape = None if input_shape is None else tuple(input_shape)
@@ -31,14 +32,12 @@ class PatchingAndEmbeddingTF(keras.layers.Layer):
         self.projection = conv2d(channels, self.project_dim, self.patch_size, strides=self.patch_size,
                                  padding="valid", use_bias=True)
 
+    def check_input(self, shape) -> None:
+        """Raise ``deepvision.checks.InputShapeError`` for images this block cannot embed (see ``check_images``)."""
+        check_images(shape, checks.CHANNELS_LAST, channels=self.channels, patch_size=self.patch_size, grid=self.grid,
+                     dynamic_img_size=self.dynamic_img_size)
+
     def build(self, input_shape) -> None:
-        if input_shape[1] is not None and input_shape[2] is not None and not self.dynamic_img_size:
-            grid = (input_shape[1] // self.patch_size, input_shape[2] // self.patch_size)
-            if grid != self.grid:
-                raise ValueError(
-                    f"PatchingAndEmbedding was made for a {self.grid[0]}x{self.grid[1]} patch grid but got "
-                    f"images of {input_shape[1]}x{input_shape[2]}: pass input_shape to match."
-                )
         self.projection.build(input_shape)
         self.class_token = self.add_weight(
             shape=(1, 1, self.project_dim), initializer=keras.initializers.RandomNormal(stddev=1e-6),
@@ -59,11 +58,6 @@ class PatchingAndEmbeddingTF(keras.layers.Layer):
                     "PatchingAndEmbedding(dynamic_img_size=True) resamples its position embedding with matrices "
                     "built from the image size at trace time, but this trace has an unknown size: call the model "
                     "on concrete tensors (or a tf.function with a fully defined input_signature)."
-                )
-            if height % self.patch_size or width % self.patch_size:
-                raise ValueError(
-                    f"PatchingAndEmbedding(dynamic_img_size=True) needs image sides that are multiples of the patch "
-                    f"size {self.patch_size}, got {height}x{width}: crop or pad the input."
                 )
             grid = (height // self.patch_size, width // self.patch_size)
         x = self.projection(images)  # (B, h, w, D)

@@ -1,4 +1,8 @@
-"""PyTorch implementation of ``PreActBasicBlock`` (mirrors ``preact_basic_block_tf.py``), channels-first."""
+"""PyTorch implementation of ``PreActBasicBlock`` (mirrors ``preact_basic_block_tf.py``), channels-first.
+
+The arguments, pre-activation, shortcut and drop path are ``preact_bottleneck_pt.PreActBlockPT``'s;
+this module adds the two-conv branch.
+"""
 
 from __future__ import annotations
 
@@ -6,72 +10,27 @@ import torch
 from torch import nn
 
 from deepvision.layers.core_pt import Activation, BatchNorm2d, conv2d
-from deepvision.layers.preact_bottleneck import check_arguments
-from deepvision.layers.preact_bottleneck_pt import shortcut_pt
-from deepvision.layers.stochastic_depth_pt import StochasticDepthPT
+from deepvision.layers.preact_bottleneck_pt import PreActBlockPT
 
 
-class PreActBasicBlockPT(nn.Module):
+class PreActBasicBlockPT(PreActBlockPT):
     """ResNetV2 basic block: ``(B, input_filters, H, W) -> (B, filters, H', W')``.
 
     See ``deepvision.layers.PreActBasicBlock`` for the arguments and the computation.
     """
 
+    block = "PreActBasicBlock"
     expansion = 1
 
-    def __init__(
-        self,
-        input_filters: int,
-        filters: int,
-        kernel_size: int = 3,
-        strides: int = 1,
-        conv_shortcut: bool = False,
-        bn_momentum: float = 0.99,
-        bn_epsilon: float = 1.001e-5,
-        drop_path_rate: float = 0.0,
-    ) -> None:
-        super().__init__()
-        check_arguments("PreActBasicBlock", input_filters, filters, kernel_size, strides, conv_shortcut)
-        self.input_filters = input_filters
-        self.filters = filters
-        self.kernel_size = kernel_size
-        self.strides = strides
-        self.conv_shortcut = conv_shortcut
-        self.bn_momentum = bn_momentum
-        self.bn_epsilon = bn_epsilon
-        self.drop_path_rate = drop_path_rate
-
-        self.preact_norm = BatchNorm2d(input_filters, bn_momentum, bn_epsilon)
-        self.preact_act = Activation("relu")
-        self.shortcut = shortcut_pt(input_filters, filters, strides, conv_shortcut)
-        self.pad1 = nn.ZeroPad2d(kernel_size // 2)
-        self.conv1 = conv2d(input_filters, filters, kernel_size, 1, padding="valid", use_bias=False)
-        self.norm1 = BatchNorm2d(filters, bn_momentum, bn_epsilon)
+    def _build_branch(self) -> None:
+        filters, k = self.filters, self.kernel_size
+        self.pad1 = nn.ZeroPad2d(k // 2)
+        self.conv1 = conv2d(self.input_filters, filters, k, 1, padding="valid", use_bias=False)
+        self.norm1 = BatchNorm2d(filters, self.bn_momentum, self.bn_epsilon)
         self.act1 = Activation("relu")
-        self.pad2 = nn.ZeroPad2d(kernel_size // 2)
-        self.conv2 = conv2d(filters, filters, kernel_size, strides, padding="valid", use_bias=False)
-        self.drop_path = StochasticDepthPT(drop_path_rate)
+        self.pad2 = nn.ZeroPad2d(k // 2)
+        self.conv2 = conv2d(filters, filters, k, self.strides, padding="valid", use_bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        preact = self.preact_act(self.preact_norm(x))
-        if self.conv_shortcut:
-            shortcut = self.shortcut(preact)
-        elif self.shortcut is not None:
-            shortcut = self.shortcut(x)
-        else:
-            shortcut = x
+    def _branch(self, preact: torch.Tensor) -> torch.Tensor:
         y = self.act1(self.norm1(self.conv1(self.pad1(preact))))
-        y = self.conv2(self.pad2(y))
-        return shortcut + self.drop_path(y)
-
-    def get_config(self) -> dict:
-        return {
-            "input_filters": self.input_filters,
-            "filters": self.filters,
-            "kernel_size": self.kernel_size,
-            "strides": self.strides,
-            "conv_shortcut": self.conv_shortcut,
-            "bn_momentum": self.bn_momentum,
-            "bn_epsilon": self.bn_epsilon,
-            "drop_path_rate": self.drop_path_rate,
-        }
+        return self.conv2(self.pad2(y))

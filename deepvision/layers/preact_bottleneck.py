@@ -63,6 +63,12 @@ def PreActBottleneck(
     return build_block("PreActBottleneck", locals())
 
 
+# The constructor arguments of both pre-activation blocks (same signature by design), which are
+# exactly what their implementations' get_config() returns.
+PREACT_ARGUMENTS = ("input_filters", "filters", "kernel_size", "strides", "conv_shortcut", "bn_momentum",
+                    "bn_epsilon", "drop_path_rate")
+
+
 def check_arguments(name: str, input_filters: int, output_filters: int, kernel_size: int, strides: int,
                     conv_shortcut: bool) -> None:
     """Arguments both backends reject alike (shared by both blocks)."""

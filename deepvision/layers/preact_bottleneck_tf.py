@@ -1,11 +1,16 @@
-"""Keras implementation of ``PreActBottleneck`` (mirrors ``preact_bottleneck_pt.py``), channels-last."""
+"""Keras implementation of ``PreActBottleneck`` (mirrors ``preact_bottleneck_pt.py``), channels-last.
+
+:class:`PreActBlockTF` is what the two ResNetV2 blocks share (arguments, pre-activation, shortcut,
+drop path, build, config); ``PreActBottleneckTF`` and ``PreActBasicBlockTF`` add only their branch.
+"""
 
 from __future__ import annotations
 
 import keras
 
-from deepvision.layers.core_tf import Activation, batch_norm, conv2d
-from deepvision.layers.preact_bottleneck import check_arguments
+from deepvision import checks
+from deepvision.layers.core_tf import Activation, CheckedLayer, batch_norm, conv2d
+from deepvision.layers.preact_bottleneck import PREACT_ARGUMENTS, check_arguments
 from deepvision.layers.stochastic_depth_tf import StochasticDepthTF
 
 
@@ -19,14 +24,15 @@ def shortcut_tf(input_filters: int, output_filters: int, strides: int, conv_shor
     return None
 
 
-@keras.saving.register_keras_serializable(package="deepvision")
-class PreActBottleneckTF(keras.layers.Layer):
-    """ResNetV2 bottleneck block: ``(B, H, W, input_filters) -> (B, H', W', 4 * filters)``.
+class PreActBlockTF(CheckedLayer):
+    """A pre-activation residual block ``(B, H, W, input_filters) -> (B, H', W', expansion * filters)``.
 
-    See ``deepvision.layers.PreActBottleneck`` for the arguments and the computation.
+    Subclasses set ``block`` (the public name) and ``expansion`` and implement ``_build_branch``,
+    ``_build_branch_weights`` and ``_branch``: the layers between the pre-activation and the sum.
     """
 
-    expansion = 4
+    block = "PreActBlock"
+    expansion = 1
 
     def __init__(
         self,
@@ -42,7 +48,7 @@ class PreActBottleneckTF(keras.layers.Layer):
     ) -> None:
         super().__init__(**kwargs)
         out = self.expansion * filters
-        check_arguments("PreActBottleneck", input_filters, out, kernel_size, strides, conv_shortcut)
+        check_arguments(self.block, input_filters, out, kernel_size, strides, conv_shortcut)
         self.input_filters = input_filters
         self.filters = filters
         self.kernel_size = kernel_size
@@ -52,32 +58,23 @@ class PreActBottleneckTF(keras.layers.Layer):
         self.bn_epsilon = bn_epsilon
         self.drop_path_rate = drop_path_rate
 
+        # Attribute order = canonical order: pre-activation, shortcut, branch, drop path.
         self.preact_norm = batch_norm(bn_momentum, bn_epsilon)
         self.preact_act = Activation("relu")
         self.shortcut = shortcut_tf(input_filters, out, strides, conv_shortcut)
-        self.conv1 = conv2d(input_filters, filters, 1, 1, padding="valid", use_bias=False)
-        self.norm1 = batch_norm(bn_momentum, bn_epsilon)
-        self.act1 = Activation("relu")
-        self.pad2 = keras.layers.ZeroPadding2D(kernel_size // 2)
-        self.conv2 = conv2d(filters, filters, kernel_size, strides, padding="valid", use_bias=False)
-        self.norm2 = batch_norm(bn_momentum, bn_epsilon)
-        self.act2 = Activation("relu")
-        self.conv3 = conv2d(filters, out, 1, 1, padding="valid", use_bias=True)
+        self._build_branch()
         self.drop_path = StochasticDepthTF(drop_path_rate)
+
+    def check_input(self, shape) -> None:
+        """Raise ``deepvision.checks.InputShapeError`` unless ``shape`` is ``(B, H, W, input_filters)``."""
+        checks.check_image(self.block, shape, checks.CHANNELS_LAST, channels=self.input_filters)
 
     def build(self, input_shape) -> None:
         # Build every sublayer from the input shape, so weights exist before the first call.
-        batch, height, width, _ = input_shape
         self.preact_norm.build(input_shape)
         if self.conv_shortcut:
             self.shortcut.build(input_shape)
-        self.conv1.build(input_shape)
-        inner = (batch, height, width, self.filters)
-        self.norm1.build(inner)
-        self.conv2.build(self.pad2.compute_output_shape(inner))
-        strided = self.conv2.compute_output_shape(self.pad2.compute_output_shape(inner))
-        self.norm2.build(strided)
-        self.conv3.build(strided)
+        self._build_branch_weights(input_shape)
         self.built = True
 
     def call(self, inputs, training=None):
@@ -88,10 +85,7 @@ class PreActBottleneckTF(keras.layers.Layer):
             shortcut = self.shortcut(inputs)
         else:
             shortcut = inputs
-        x = self.act1(self.norm1(self.conv1(preact), training=training))
-        x = self.act2(self.norm2(self.conv2(self.pad2(x)), training=training))
-        x = self.conv3(x)
-        return shortcut + self.drop_path(x, training=training)
+        return shortcut + self.drop_path(self._branch(preact, training), training=training)
 
     def compute_output_shape(self, input_shape):
         batch, height, width, _ = input_shape
@@ -99,14 +93,41 @@ class PreActBottleneckTF(keras.layers.Layer):
         return (batch, *size, self.expansion * self.filters)
 
     def get_config(self) -> dict:
-        return {
-            **super().get_config(),
-            "input_filters": self.input_filters,
-            "filters": self.filters,
-            "kernel_size": self.kernel_size,
-            "strides": self.strides,
-            "conv_shortcut": self.conv_shortcut,
-            "bn_momentum": self.bn_momentum,
-            "bn_epsilon": self.bn_epsilon,
-            "drop_path_rate": self.drop_path_rate,
-        }
+        return {**super().get_config(), **{name: getattr(self, name) for name in PREACT_ARGUMENTS}}
+
+
+@keras.saving.register_keras_serializable(package="deepvision")
+class PreActBottleneckTF(PreActBlockTF):
+    """ResNetV2 bottleneck block: ``(B, H, W, input_filters) -> (B, H', W', 4 * filters)``.
+
+    See ``deepvision.layers.PreActBottleneck`` for the arguments and the computation.
+    """
+
+    block = "PreActBottleneck"
+    expansion = 4
+
+    def _build_branch(self) -> None:
+        filters, m, eps = self.filters, self.bn_momentum, self.bn_epsilon
+        self.conv1 = conv2d(self.input_filters, filters, 1, 1, padding="valid", use_bias=False)
+        self.norm1 = batch_norm(m, eps)
+        self.act1 = Activation("relu")
+        self.pad2 = keras.layers.ZeroPadding2D(self.kernel_size // 2)
+        self.conv2 = conv2d(filters, filters, self.kernel_size, self.strides, padding="valid", use_bias=False)
+        self.norm2 = batch_norm(m, eps)
+        self.act2 = Activation("relu")
+        self.conv3 = conv2d(filters, self.expansion * filters, 1, 1, padding="valid", use_bias=True)
+
+    def _build_branch_weights(self, input_shape) -> None:
+        batch, height, width, _ = input_shape
+        self.conv1.build(input_shape)
+        inner = (batch, height, width, self.filters)
+        self.norm1.build(inner)
+        self.conv2.build(self.pad2.compute_output_shape(inner))
+        strided = self.conv2.compute_output_shape(self.pad2.compute_output_shape(inner))
+        self.norm2.build(strided)
+        self.conv3.build(strided)
+
+    def _branch(self, preact, training=None):
+        x = self.act1(self.norm1(self.conv1(preact), training=training))
+        x = self.act2(self.norm2(self.conv2(self.pad2(x)), training=training))
+        return self.conv3(x)

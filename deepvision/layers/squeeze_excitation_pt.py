@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from deepvision import checks
 from deepvision.layers.core_pt import Activation, conv2d
 
 
@@ -47,7 +48,12 @@ class SqueezeExcitationPT(nn.Module):
         self.conv_expand = init_conv_(conv2d(bottleneck_filters, filters, 1))
         self.gate = Activation(gate_activation)
 
+    def check_input(self, shape) -> None:
+        """Raise ``deepvision.checks.InputShapeError`` unless ``shape`` is ``(N, filters, H, W)``."""
+        checks.check_image("SqueezeExcitation", shape, checks.CHANNELS_FIRST, channels=self.filters)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x.shape)
         scale = x.mean((2, 3), keepdim=True)  # (N, C, 1, 1)
         scale = self.gate(self.conv_expand(self.act(self.conv_reduce(scale))))
         return x * scale

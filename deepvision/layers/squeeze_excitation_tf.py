@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import keras
 
-from deepvision.layers.core_tf import Activation, conv2d
+from deepvision import checks
+from deepvision.layers.core_tf import Activation, CheckedLayer, conv2d
 
 # keras.applications' EfficientNet convolution initialiser (truncated normal, fan-out scaled); the
 # PyTorch blocks reproduce it with ``squeeze_excitation_pt.init_conv_``.
@@ -15,7 +16,7 @@ CONV_KERNEL_INITIALIZER = {
 
 
 @keras.saving.register_keras_serializable(package="deepvision")
-class SqueezeExcitationTF(keras.layers.Layer):
+class SqueezeExcitationTF(CheckedLayer):
     """Squeeze-and-excitation on (N, H, W, C) input; returns (N, H, W, C)."""
 
     def __init__(
@@ -39,6 +40,10 @@ class SqueezeExcitationTF(keras.layers.Layer):
             bottleneck_filters, filters, 1, kernel_initializer=CONV_KERNEL_INITIALIZER, name="conv_expand"
         )
         self.gate = Activation(gate_activation, name="gate")
+
+    def check_input(self, shape) -> None:
+        """Raise ``deepvision.checks.InputShapeError`` unless ``shape`` is ``(N, H, W, filters)``."""
+        checks.check_image("SqueezeExcitation", shape, checks.CHANNELS_LAST, channels=self.filters)
 
     def call(self, inputs):
         scale = keras.ops.mean(inputs, axis=(1, 2), keepdims=True)  # (N, 1, 1, C)

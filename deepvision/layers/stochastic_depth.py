@@ -33,4 +33,11 @@ def StochasticDepth(drop_prob: float = 0.0, backend: str | None = None) -> Any:
     return build_block("StochasticDepth", locals())
 
 
+def check_arguments(drop_prob: float) -> float:
+    """The drop probability as a float; both backends reject one outside [0, 1] alike."""
+    if not 0.0 <= drop_prob <= 1.0:
+        raise ValueError(f"drop_prob must be in [0, 1], got {drop_prob}")
+    return float(drop_prob)
+
+
 tf_to_pt, pt_to_tf = portable_converters("StochasticDepth")

@@ -5,15 +5,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepvision.layers.stochastic_depth import check_arguments
+
 
 class StochasticDepthPT(nn.Module):
     """Per-sample drop path on (N, ...) input; identity in eval mode or at ``drop_prob == 0``."""
 
     def __init__(self, drop_prob: float = 0.0) -> None:
         super().__init__()
-        if not 0.0 <= drop_prob <= 1.0:
-            raise ValueError(f"drop_prob must be in [0, 1], got {drop_prob}")
-        self.drop_prob = float(drop_prob)
+        self.drop_prob = check_arguments(drop_prob)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.drop_prob == 0.0:

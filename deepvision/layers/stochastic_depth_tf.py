@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from deepvision.layers.stochastic_depth import check_arguments
+
 
 @keras.saving.register_keras_serializable(package="deepvision")
 class StochasticDepthTF(keras.layers.Layer):
@@ -11,9 +13,7 @@ class StochasticDepthTF(keras.layers.Layer):
 
     def __init__(self, drop_prob: float = 0.0, **kwargs) -> None:
         super().__init__(**kwargs)
-        if not 0.0 <= drop_prob <= 1.0:
-            raise ValueError(f"drop_prob must be in [0, 1], got {drop_prob}")
-        self.drop_prob = float(drop_prob)
+        self.drop_prob = check_arguments(drop_prob)
         # Only a layer that can drop needs random state (like keras.layers.Dropout).
         self.seed_generator = keras.random.SeedGenerator() if self.drop_prob > 0 else None
 

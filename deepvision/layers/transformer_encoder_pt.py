@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepvision import checks
 from deepvision.layers.core_pt import activation_name
 from deepvision.layers.mlp_pt import MLPPT
 from deepvision.layers.multi_head_self_attention_pt import MultiHeadSelfAttentionPT
@@ -33,7 +34,12 @@ class TransformerEncoderPT(nn.Module):
         self.mlp = MLPPT(self.mlp_dim, self.project_dim, self.activation, self.mlp_dropout, input_dim=self.project_dim)
         self.drop_path = StochasticDepthPT(self.drop_path_rate)
 
+    def check_input(self, shape) -> None:
+        """Raise ``deepvision.checks.InputShapeError`` unless ``shape`` is ``(B, N, project_dim)``."""
+        checks.check_tokens("TransformerEncoder", shape, dim=self.project_dim)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x.shape)
         x = x + self.drop_path(self.attn(self.norm1(x)))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 

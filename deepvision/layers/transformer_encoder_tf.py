@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import keras
 
-from deepvision.layers.core_tf import activation_name
+from deepvision import checks
+from deepvision.layers.core_tf import CheckedLayer, activation_name
 from deepvision.layers.mlp_tf import MLPTF
 from deepvision.layers.multi_head_self_attention_tf import MultiHeadSelfAttentionTF
 from deepvision.layers.stochastic_depth_tf import StochasticDepthTF
 
 
 @keras.saving.register_keras_serializable(package="deepvision")
-class TransformerEncoderTF(keras.layers.Layer):
+class TransformerEncoderTF(CheckedLayer):
     """Pre-norm block on (B, N, D): norm1 -> attn -> residual, norm2 -> mlp -> residual."""
 
     def __init__(self, project_dim: int, mlp_dim: int, num_heads: int, mlp_dropout: float = 0.0,
@@ -33,9 +34,11 @@ class TransformerEncoderTF(keras.layers.Layer):
         self.mlp = MLPTF(self.mlp_dim, self.project_dim, self.activation, self.mlp_dropout, input_dim=self.project_dim)
         self.drop_path = StochasticDepthTF(self.drop_path_rate)
 
+    def check_input(self, shape) -> None:
+        """Raise ``deepvision.checks.InputShapeError`` unless ``shape`` is ``(B, N, project_dim)``."""
+        checks.check_tokens("TransformerEncoder", shape, dim=self.project_dim)
+
     def build(self, input_shape) -> None:
-        if input_shape[-1] is not None and input_shape[-1] != self.project_dim:
-            raise ValueError(f"TransformerEncoder expects tokens of width {self.project_dim}, got {input_shape[-1]}")
         for layer in (self.norm1, self.attn, self.norm2, self.mlp):
             layer.build(input_shape)
         self.built = True
