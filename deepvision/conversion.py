@@ -200,17 +200,13 @@ def to_canonical(src: Any, fmt: str, out: Path, *, architecture: str | None, con
 
 def recast(src: str | os.PathLike, dst: str | os.PathLike, dtype: str) -> Path:
     """Copy a canonical checkpoint with its floating-point tensors cast to ``dtype`` (no framework needed)."""
-    import ml_dtypes
-    import numpy as np
+    from deepvision.portable import cast_array, stored_dtype
 
-    target = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
     with interchange.open_checkpoint(src) as ckpt:
         def entry(name: str) -> interchange.TensorEntry:
-            floating = ckpt.dtype(name) in ("float16", "bfloat16", "float32", "float64")
-            return interchange.TensorEntry(
-                name, tuple(ckpt.shape(name)), dtype if floating else ckpt.dtype(name),
-                lambda: ckpt.get(name).astype(target) if floating else ckpt.get(name),
-            )
+            stored = stored_dtype(ckpt.dtype(name), dtype)
+            return interchange.TensorEntry(name, tuple(ckpt.shape(name)), stored,
+                                           lambda: cast_array(ckpt.get(name), stored))
 
         meta = {**ckpt.raw_metadata, "dtype": dtype}
         interchange.write_checkpoint(dst, [entry(n) for n in ckpt.names], meta)
