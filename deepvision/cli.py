@@ -1,4 +1,4 @@
-"""The deepvision command: inspect, validate, convert, verify, list-models, demo.
+"""The deepvision command: inspect, validate, convert, verify, list-models, download, demo.
 
 Bad input ends with one clear line on stderr and a non-zero exit code, never a traceback
 (``--debug`` shows it).
@@ -136,9 +136,22 @@ def _validate(args: argparse.Namespace) -> int:
 def _list_models(args: argparse.Namespace) -> int:
     from deepvision.registry import get_architecture, list_architectures
 
+    if args.pretrained:
+        from deepvision.pretrained import list_pretrained
+
+        for source in list_pretrained(args.pattern):
+            print(source)
+        return 0
     for name in list_architectures(args.pattern, kind="block" if args.blocks else "model"):
         arch = get_architecture(name)
         print(f"{name:<24} {arch.family:<16} schema {arch.schema}")
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from deepvision.pretrained import fetch
+
+    print(fetch(args.name, args.weights))
     return 0
 
 
@@ -218,7 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list-models", help="list registered models (or blocks)")
     p.add_argument("pattern", nargs="?", default="*")
     p.add_argument("--blocks", action="store_true")
+    p.add_argument("--pretrained", action="store_true",
+                   help="list the published weights instead: variant, tag, top-1, license")
     p.set_defaults(func=_list_models)
+
+    p = sub.add_parser("download", help="fill the weights cache ahead of time (DEEPVISION_HOME; copy it to "
+                       "air-gapped machines)")
+    p.add_argument("name", help="a model variant, e.g. ConvNeXtTiny")
+    p.add_argument("--weights", default="imagenet", help="a tag from `list-models --pretrained` (default: imagenet)")
+    p.set_defaults(func=_download)
 
     sub.add_parser("demo", help="train in one backend, hand off to the other (see `deepvision demo --help`)",
                    add_help=False)

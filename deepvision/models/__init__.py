@@ -10,6 +10,7 @@ deepvision.models.list_models("EfficientNetV2*")
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 # Model families: each package registers its architectures on import, without importing a framework,
@@ -78,7 +79,7 @@ from deepvision.models.segmentation.segformer import (  # noqa: E402
 )
 
 __all__ = [
-    "create_model", "list_models", "load_all",
+    "create_model", "list_models", "list_pretrained", "load_all", "register_pretrained",
     "ResNet18V2", "ResNet34V2", "ResNet50V2", "ResNet101V2", "ResNet152V2",
     "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3",
     "EfficientNetV2S", "EfficientNetV2M", "EfficientNetV2L",
@@ -103,14 +104,39 @@ def list_models(pattern: str = "*") -> list[str]:
     return list_architectures(pattern, kind="model")
 
 
-def create_model(name: str, backend: str | None = None, **kwargs: Any) -> Any:
-    """Build model ``name`` in ``backend``; ``kwargs`` are the model's arguments, in that backend's layout."""
+def create_model(name: str, backend: str | None = None, *, weights: str | os.PathLike | None = None,
+                 **kwargs: Any) -> Any:
+    """Build model ``name`` in ``backend``; ``kwargs`` are the model's arguments, in that backend's layout.
+
+    ``weights``: ``None`` (random initialisation), ``"imagenet"`` (the variant's default published
+    weights), a tag from :func:`list_pretrained` (``"keras:imagenet"``, ``"timm:convnext_tiny.in12k_ft_in1k"``)
+    or a path to a checkpoint of any format ``deepvision.convert`` reads. Another ``classes`` than the
+    source's, or ``include_top=False``, loads everything but the classifier head.
+    """
     from deepvision.registry import build, get_architecture
 
     arch = get_architecture(name)
     if arch.kind != "model":
         raise KeyError(f"{name!r} is a block; use deepvision.layers.{name}.")
+    if weights is not None:
+        from deepvision.pretrained import load_weights
+
+        return load_weights(name, backend, weights, kwargs)
     return build(name, backend, **kwargs)
+
+
+def list_pretrained(pattern: str = "*") -> list:
+    """Published weights of the variants matching ``pattern`` (see :mod:`deepvision.pretrained`)."""
+    from deepvision.pretrained import list_pretrained as _list
+
+    return _list(pattern)
+
+
+def register_pretrained(architecture: str, tag: str, **source: Any) -> Any:
+    """Add a source of weights at run time; see :func:`deepvision.pretrained.register_pretrained`."""
+    from deepvision.pretrained import register_pretrained as _register
+
+    return _register(architecture, tag, **source)
 
 
 def __getattr__(name: str) -> Any:

@@ -63,6 +63,9 @@ OUT_INDICES = Argument("out_indices", None, "Sequence[int] | None",
 COMMON_ARGUMENTS = (INCLUDE_TOP, CLASSES, INPUT_SHAPE, POOLING, DROP_PATH_RATE)
 
 _BACKEND = inspect.Parameter("backend", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="str | None")
+# Not a constructor argument: what to load into the built model (deepvision.pretrained).
+_WEIGHTS = inspect.Parameter("weights", inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation="str | os.PathLike | None")
 
 
 def _describe(value: Any) -> str:
@@ -128,6 +131,7 @@ def variant_factory(name: str, arguments: Sequence[Argument], summary: str = "",
     signature = inspect.Signature([
         *(inspect.Parameter(a.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=a.default,
                             annotation=a.annotation) for a in free),
+        _WEIGHTS,
         _BACKEND,
     ])
 
@@ -142,7 +146,7 @@ def variant_factory(name: str, arguments: Sequence[Argument], summary: str = "",
             raise TypeError(f"{name}{signature}: {exc}.{hint}") from None
         given = dict(bound.arguments)
         backend = given.pop("backend", None)
-        return create_model(name, backend=backend, **given)
+        return create_model(name, backend=backend, weights=given.pop("weights", None), **given)
 
     factory.__name__ = factory.__qualname__ = name
     # help() names the family package that defines the variant, where its implementations live.
