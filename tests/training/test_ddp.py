@@ -32,6 +32,9 @@ def test_ddp_two_processes_match_single_process(tmp_path):
                           capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "MEMBER: 2/2" in done.stdout + done.stderr  # Lightning's line for the second process
+    # Epoch-level values are logged with sync_dist=True: no warning asking for it, nor tips.
+    for needle in ("sync_dist", "Tip:", "LeafSpec"):
+        assert needle not in done.stderr, (needle, done.stderr[-2000:])
 
     single = ddp_script.train(init, devices=1)
     distributed = canonical_state(load_portable(out, backend="pytorch"))
