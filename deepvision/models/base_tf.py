@@ -7,6 +7,7 @@ from typing import Any
 
 import keras
 
+from deepvision import checks
 from deepvision.models.features import FeatureInfo, FeatureLevel
 
 
@@ -27,6 +28,17 @@ class DeepVisionModelTF(keras.Model):
 
     def get_config(self) -> dict[str, Any]:
         return {**self._dv_config, "name": self.name}
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # deepvision's input check before Keras's input-spec check: the same message as PyTorch's.
+        inputs = args[0] if args else kwargs.get("inputs")
+        self.check_input(getattr(inputs, "shape", None))
+        return super().__call__(*args, **kwargs)
+
+    def check_input(self, shape: Any) -> None:
+        """Raise ``deepvision.checks.InputShapeError`` for an input the model cannot take (wrong rank or channels)."""
+        name = getattr(self, "dv_architecture", None) or type(self).__name__.removesuffix("TF")
+        checks.check_model_input(name, self.__dict__.get("_dv_config", {}), shape, checks.CHANNELS_LAST)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> DeepVisionModelTF:
@@ -76,17 +88,20 @@ class DeepVisionModelTF(keras.Model):
     def set_grad_checkpointing(self, enable: bool = True) -> DeepVisionModelTF:
         """Recompute each block's activations in the backward pass instead of keeping them.
 
-        Uses Keras's own rematerialisation (what ``keras.RematScope(mode="full")`` sets on a layer
-        created under it, i.e. ``keras.remat`` around the block's ``call``), per block. Gradients
-        are unchanged; the compiled train/test/predict functions are reset so the next ``fit``
-        traces the new setting.
+        Each block's ``call`` runs under ``keras.remat`` (``tf.recompute_grad`` on TensorFlow: what
+        ``keras.RematScope(mode="full")`` gives a layer created under it). The recomputation in the
+        backward pass runs with every BatchNorm's momentum at 1, so moving statistics are updated
+        once per step, as without checkpointing. Gradients are unchanged (up to float32 summation
+        order); the compiled train/test/predict functions are reset so the next ``fit`` traces the
+        new setting.
 
         Returns:
             The model itself.
         """
-        mode = _full_remat_mode() if enable else None
         for layer in self._dv_checkpoint_layers():
-            layer._remat_mode = mode
+            layer.__dict__.pop("call", None)  # back to the class's call
+            if enable:
+                object.__setattr__(layer, "call", _rematerialized_call(layer))
         object.__setattr__(self, "_dv_grad_checkpointing", bool(enable))
         for name in ("train_function", "test_function", "predict_function"):
             if getattr(self, name, None) is not None:
@@ -99,7 +114,34 @@ class DeepVisionModelTF(keras.Model):
         return bool(self.__dict__.get("_dv_grad_checkpointing", False))
 
 
-def _full_remat_mode() -> Any:
-    # The rematerialisation mode keras.RematScope(mode="full") gives the layers created under it.
-    with keras.RematScope(mode="full"):
-        return keras.layers.Identity()._remat_mode
+def _rematerialized_call(layer: keras.layers.Layer) -> Any:
+    """``layer.call`` under ``keras.remat``, whose recomputation leaves BatchNorm statistics alone."""
+    call = type(layer).call.__get__(layer)
+    norms = [sub for sub in layer._flatten_layers(include_self=True, recursive=True)
+             if isinstance(sub, keras.layers.BatchNormalization)]
+    forward = {"active": False}
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if forward["active"] or not norms:
+            return call(*args, **kwargs)
+        # The backward pass's recomputation (outside the forward call): momentum 1 keeps the moving
+        # statistics (moving * 1 + batch * 0), which the forward pass has already updated.
+        saved = [norm.momentum for norm in norms]
+        for norm in norms:
+            norm.momentum = 1.0
+        try:
+            return call(*args, **kwargs)
+        finally:
+            for norm, momentum in zip(norms, saved):
+                norm.momentum = momentum
+
+    rematerialized = keras.remat(run)
+
+    def checkpointed(*args: Any, **kwargs: Any) -> Any:
+        forward["active"] = True
+        try:
+            return rematerialized(*args, **kwargs)
+        finally:
+            forward["active"] = False
+
+    return checkpointed
