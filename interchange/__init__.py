@@ -1,7 +1,7 @@
 """deepvision interchange: the backend-neutral checkpoint format (one safetensors file).
 
-Depends only on the standard library, numpy and ml_dtypes; never imports a deep
-learning framework or ``deepvision``. The format is specified in SPEC.md.
+Never imports a deep learning framework or ``deepvision``. The format, and what
+this package depends on, are specified in SPEC.md.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from .migrations import (
 )
 from .reader import Checkpoint, open_checkpoint, read_metadata
 from .schema import (
+    ROLES,
     Schema,
     TensorSpec,
     ValidationReport,
@@ -56,6 +57,7 @@ __all__ = [
     "FLOAT_DTYPES",
     "FORMAT_NAME",
     "MAX_HEADER_BYTES",
+    "ROLES",
     "SUPPORTED_FORMAT_VERSION",
     "Checkpoint",
     "DigestMismatchError",

@@ -40,7 +40,8 @@ except OSError:
 forbidden = ("tensorflow", "torch", "keras", "jax", "deepvision", "h5py", "tf_keras")
 bad = sorted(m for m in sys.modules if m.split(".")[0] in forbidden)
 # Whitelist too: anything new beyond the standard library and the allowed packages.
-allowed = set(sys.stdlib_module_names) | {"numpy", "ml_dtypes", "safetensors", "interchange", "__main__"}
+# SPEC.md "Dependencies": the standard library, numpy and ml_dtypes only (not safetensors).
+allowed = set(sys.stdlib_module_names) | {"numpy", "ml_dtypes", "interchange", "__main__"}
 new = {m.split(".")[0] for m in set(sys.modules) - baseline}
 other = sorted(m for m in new - allowed if not m.startswith("_sysconfigdata"))
 print(json.dumps({"forbidden": bad, "other": other}))
