@@ -8,6 +8,7 @@ them from a model and diff.
 from __future__ import annotations
 
 import difflib
+import importlib.resources
 import json
 import os
 import re
@@ -49,8 +50,23 @@ Shape = tuple["int | None", ...]
 
 
 def default_schemas_dir() -> Path:
-    """The repository's top-level ``schemas/`` folder (next to the ``interchange`` package)."""
-    return Path(__file__).resolve().parent.parent / "schemas"
+    """The schema files that ship with the package: the data package ``interchange.schemas``.
+
+    A wheel installs them as ``interchange/schemas/``; an editable install maps that
+    package onto the checkout's top-level ``schemas/`` folder (the source of truth).
+    A bare checkout on ``sys.path`` (no install at all) falls back to that folder.
+    """
+    try:
+        root = importlib.resources.files("interchange.schemas")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "schemas"
+    try:
+        return Path(os.fspath(root))
+    except TypeError:  # e.g. imported from a zip archive: no directory to list
+        raise SchemaFileError(
+            f"the installed schema files ({root}) are not in a folder on disk; install deepvision-toolkit "
+            f"unzipped, or point ${SCHEMAS_DIR_ENV} at a copy of its schemas/ folder"
+        ) from None
 
 
 def resolve_schemas_dir(schemas_dir: str | os.PathLike | None = None) -> Path:

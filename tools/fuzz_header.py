@@ -17,7 +17,7 @@ Usage (one process; ``-max_total_time`` in seconds)::
     .venv/bin/python tools/fuzz_header.py -max_total_time=600 -print_final_stats=1
     .venv/bin/python tools/fuzz_header.py --replay CORPUS_DIR   # re-run a corpus without atheris
 
-Requires ``atheris`` (in the ``dev`` extra and requirements/lock.txt).
+Requires ``atheris``: ``.venv/bin/python -m pip install -r requirements/fuzz.txt`` (or the ``fuzz`` extra).
 """
 
 from __future__ import annotations
@@ -236,7 +236,10 @@ def main(argv: list[str]) -> None:
         print(f"replayed {len(files)} inputs without an unexpected exception")
         return
 
-    import atheris
+    try:
+        import atheris
+    except ImportError:
+        sys.exit("tools/fuzz_header.py needs atheris: .venv/bin/python -m pip install -r requirements/fuzz.txt")
 
     with atheris.instrument_imports(include=["interchange"]):
         import interchange

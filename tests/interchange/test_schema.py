@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,12 +98,27 @@ def test_schemas_dir_resolution(schemas_dir, monkeypatch):
     monkeypatch.delenv("DEEPVISION_SCHEMAS_DIR", raising=False)
     assert resolve_schemas_dir() == default_schemas_dir()
     assert default_schemas_dir().name == "schemas"
+    # The schemas are the data package interchange.schemas; in a checkout (editable install)
+    # that package is the top-level schemas/ folder (test_wheel covers the installed wheel).
+    assert default_schemas_dir() == Path(os.fspath(importlib.resources.files("interchange.schemas")))
     assert (default_schemas_dir().parent / "interchange" / "__init__.py").exists()
+    assert (default_schemas_dir() / "ResNet50V2@1.json").is_file()
+
     monkeypatch.setenv("DEEPVISION_SCHEMAS_DIR", str(schemas_dir))
     assert resolve_schemas_dir() == schemas_dir
     assert load_schema("ResNet50V2").architecture == "ResNet50V2"
     assert resolve_schemas_dir(schemas_dir / "elsewhere") == schemas_dir / "elsewhere"
     assert list_schemas(schemas_dir / "missing") == {}
+
+
+def test_bare_checkout_without_install_falls_back_to_the_folder(monkeypatch):
+    import interchange.schema as schema_module
+
+    def not_installed(name):
+        raise ModuleNotFoundError(f"No module named {name!r}")
+
+    monkeypatch.setattr(schema_module.importlib.resources, "files", not_installed)
+    assert schema_module.default_schemas_dir() == Path(schema_module.__file__).resolve().parent.parent / "schemas"
 
 
 @pytest.mark.parametrize(
