@@ -66,6 +66,8 @@ _CODE_TO_DTYPE: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),
 }
 _NAME_TO_CODE: dict[str, str] = {dt.name: code for code, dt in _CODE_TO_DTYPE.items()}
+# dtype.name costs tens of microseconds in numpy 2 (it formats the name each time): look it up.
+_CODE_TO_NAME: dict[str, str] = {code: name for name, code in _NAME_TO_CODE.items()}
 # The floating dtypes a checkpoint's tensors are cast to (save_portable(dtype=...), convert --dtype):
 # the one list of them. float8 tensors are stored and read, but never cast to.
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -487,7 +489,7 @@ def _tensor_info(path: str, name: str, entry: Any) -> TensorInfo:
             f"tensor {name!r} ({code}, shape {shape}) needs {nbytes} bytes but data_offsets span "
             f"{offsets[1] - offsets[0]}",
         )
-    return TensorInfo(name, dtype.name, tuple(shape), offsets[0], offsets[1])
+    return TensorInfo(name, _CODE_TO_NAME[code], tuple(shape), offsets[0], offsets[1])
 
 
 def check_format(header: Header, *, allow_foreign: bool) -> int | None:
