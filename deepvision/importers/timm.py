@@ -377,6 +377,12 @@ def import_timm(
     src = Path(src)
     sidecar = _sidecar_config(src)
     with _open_source(src) as source:
+        from deepvision.importers import timm_cnn
+
+        family = timm_cnn.family_for_shapes(source.shapes)
+        if family is not None:  # convnext_* / tf_efficientnetv2_*: the maps in timm_<family>.py
+            return timm_cnn.import_family(src, source, family, dst, timm_architecture=timm_architecture,
+                                          pretrained_cfg=pretrained_cfg or sidecar.get("pretrained_cfg"))
         meta = source.metadata
         timm_kwargs = _json_value(meta.get("timm_kwargs")) or dict(sidecar.get("model_args") or {})
         arch_name = timm_architecture or meta.get("timm_architecture") or sidecar.get("architecture")
@@ -518,9 +524,12 @@ def export_timm(src_ckpt: Any, dst: str | os.PathLike) -> Path:
         ``Path(dst)``. Load it with ``name, kwargs = timm_model_args(config)`` and
         ``timm.create_model(name, **kwargs).load_state_dict(state_dict, strict=True)``.
     """
+    from deepvision.importers import timm_cnn
     from deepvision.io_utils import atomic_output
     from deepvision.registry import get_architecture
 
+    if timm_cnn.handles(src_ckpt):  # ConvNeXt / EfficientNetV2: the maps in timm_<family>.py
+        return timm_cnn.export_family(src_ckpt, dst)
     dst = Path(dst)
     suffix = dst.suffix.lower()
     if suffix not in (".safetensors", ".pth", ".pt", ".bin"):
