@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # ``--task NAME``: the module whose ``main(argv)`` runs that demo (classification is this module's).
-TASKS = {"classification": __name__, "nerf": "deepvision.nerf.demo"}
+TASKS = {"classification": __name__, "nerf": "deepvision.nerf.demo", "segmentation": "deepvision.segmentation_demo"}
 
 
 def _task_of(argv: list[str]) -> str:
