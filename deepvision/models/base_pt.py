@@ -21,6 +21,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from deepvision import checks
 from deepvision.models.features import FeatureInfo, FeatureLevel
 
 # Names accepted by ``compile(optimizer="...")``, built with ``learning_rate``.
@@ -59,6 +60,17 @@ class DeepVisionModulePT(pl.LightningModule):
 
     def get_config(self) -> dict[str, Any]:
         return dict(self._dv_config)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Checked before the first layer, with the same message as the Keras model.
+        if args:
+            self.check_input(getattr(args[0], "shape", None))
+        return super().__call__(*args, **kwargs)
+
+    def check_input(self, shape: Any) -> None:
+        """Raise ``deepvision.checks.InputShapeError`` for an input the model cannot take (wrong rank or channels)."""
+        name = getattr(self, "dv_architecture", None) or type(self).__name__.removesuffix("PT")
+        checks.check_model_input(name, self.__dict__.get("_dv_config", {}), shape, checks.CHANNELS_FIRST)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> DeepVisionModulePT:

@@ -35,12 +35,13 @@ _EMPTY = inspect.Parameter.empty
 
 
 def _parameters(fn: Any) -> list[tuple[str, Any]]:
-    """(name, default) of a callable's parameters, without ``self``, ``backend``, ``*args``, ``**kwargs``."""
+    """(name, default) of a callable's parameters, without ``self``, ``backend``, ``weights`` (a factory's
+    load option), ``*args``, ``**kwargs``."""
     target = fn.__init__ if inspect.isclass(fn) else fn
     return [
         (p.name, p.default)
         for p in inspect.signature(target).parameters.values()
-        if p.name not in ("self", "backend") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        if p.name not in ("self", "backend", "weights") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     ]
 
 
@@ -80,6 +81,8 @@ def test_public_factory_takes_the_classes_parameters(name):
     actual = _parameters(factory)
     assert _same_parameters(actual, expected), (actual, expected)
     assert "backend" in inspect.signature(factory).parameters
+    if arch.kind == "model":
+        assert inspect.signature(factory).parameters["weights"].default is None
 
 
 def _expected_config(name: str, config: dict[str, Any], backend: str) -> dict[str, Any]:
@@ -205,3 +208,74 @@ def test_keras_model_config_and_norm_numbers(name):
     finally:
         keras.backend.clear_session()
         gc.collect()
+
+
+# ------------------------------------------------------------------------------------------------
+# The same mistake raises the same error in both backends (models; blocks: tests/blocks/test_input_checks.py).
+# ------------------------------------------------------------------------------------------------
+def _channels_first(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (shape[0], shape[-1], *shape[1:-1]) if len(shape) == 4 else shape
+
+
+# (architecture, neutral config overrides, wrong channels-last input, words of the problem)
+MODEL_INPUT_CASES = [
+    ("ResNet18V2", {}, (2, 64, 64, 1), "ResNet18V2: expected 3 input channels, got 1"),
+    ("ResNet18V2", {}, (64, 64, 3), "ResNet18V2: expected a 4D batch of images, got a 3D input"),
+    ("ViT", {}, (2, 4, 32, 3), "PatchingAndEmbedding: images of 4x32 are smaller than one 8x8 patch"),
+    ("ViT", {}, (2, 40, 32, 3), "PatchingAndEmbedding: made for a 4x4 patch grid but got images of 40x32"),
+    ("ViT", {"dynamic_img_size": True}, (2, 36, 32, 3),
+     "PatchingAndEmbedding(dynamic_img_size=True): image size 36x32 is not divisible by the patch size 8"),
+]
+
+
+@pytest.mark.parametrize("name, overrides, shape, problem", MODEL_INPUT_CASES,
+                         ids=[f"{c[0]}-{'x'.join(map(str, c[2]))}" for c in MODEL_INPUT_CASES])
+def test_a_wrong_model_input_raises_the_same_error_in_both_backends(name, overrides, shape, problem):
+    import keras
+    import numpy as np
+    import torch
+
+    from deepvision import checks
+    from deepvision.registry import build_from_neutral_config
+
+    config = {**get_architecture(name).reference_config, **overrides}
+    messages = {}
+    try:
+        for backend in ("tensorflow", "pytorch"):
+            model = build_from_neutral_config(name, config, backend)
+            x = np.zeros(shape, np.float32) if backend == "tensorflow" else torch.zeros(_channels_first(shape))
+            with pytest.raises(checks.InputShapeError) as info:
+                model(x)
+            messages[backend] = str(info.value)
+    finally:
+        keras.backend.clear_session()
+        gc.collect()
+    assert checks.problem_of(messages["tensorflow"]) == checks.problem_of(messages["pytorch"])
+    assert messages["tensorflow"].startswith(problem), messages["tensorflow"]
+    assert messages["tensorflow"].endswith(f"got {shape}") and messages["pytorch"].endswith(f"got {_channels_first(shape)}")
+
+
+@pytest.mark.parametrize("name, overrides, problem", [
+    ("ResNet18V2", {"pooling": "mean"}, "pooling must be None, 'avg' or 'max', got 'mean'"),
+    ("EfficientNetV2B0", {"pooling": "mean"}, "pooling must be None, 'avg' or 'max', got 'mean'"),
+    ("ViT", {"pooling": "mean"}, "pooling must be None, 'token', 'avg' or 'max', got 'mean'"),
+    ("ResNet18V2", {"drop_path_rate": 2.0}, "drop_prob must be in [0, 1], got"),
+])
+def test_a_wrong_model_argument_raises_the_same_error_in_both_backends(name, overrides, problem):
+    import keras
+
+    from deepvision.registry import build_from_neutral_config
+
+    config = {**get_architecture(name).reference_config, **overrides}
+    errors = {}
+    try:
+        for backend in ("tensorflow", "pytorch"):
+            with pytest.raises(ValueError) as info:
+                build_from_neutral_config(name, config, backend)
+            errors[backend] = info.value
+    finally:
+        keras.backend.clear_session()
+        gc.collect()
+    assert type(errors["tensorflow"]) is type(errors["pytorch"])
+    assert str(errors["tensorflow"]) == str(errors["pytorch"])
+    assert problem in str(errors["tensorflow"])

@@ -85,6 +85,14 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 PREPROCESSING_MODES = ("imagenet", "symmetric")
 
 
+def check_arguments(pooling: str | None, preprocessing_mode: str) -> None:
+    """Arguments both implementations reject alike (one message for both backends)."""
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
+    if preprocessing_mode not in PREPROCESSING_MODES:
+        raise ValueError(f"preprocessing_mode must be one of {PREPROCESSING_MODES}, got {preprocessing_mode!r}")
+
+
 def round_filters(filters: float, width_coefficient: float, min_depth: int | None, depth_divisor: int,
                   min_filter_ratio: float | None = None) -> int:
     """Scale a filter count by the width coefficient and round to the nearest multiple of ``depth_divisor``.

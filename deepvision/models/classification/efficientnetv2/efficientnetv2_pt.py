@@ -23,8 +23,8 @@ from deepvision.models.base_pt import DeepVisionModulePT
 from deepvision.models.classification.efficientnetv2 import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    PREPROCESSING_MODES,
     block_plan,
+    check_arguments,
     feature_levels,
     features_layout,
     stem_filters,
@@ -97,10 +97,7 @@ class EfficientNetV2PT(DeepVisionModulePT):
         arguments = dict(locals())
         arguments["blocks_args"] = copy.deepcopy(list(blocks_args))
         super().__init__()
-        if pooling not in (None, "avg", "max"):
-            raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
-        if preprocessing_mode not in PREPROCESSING_MODES:
-            raise ValueError(f"preprocessing_mode must be one of {PREPROCESSING_MODES}, got {preprocessing_mode!r}")
+        check_arguments(pooling, preprocessing_mode)
         check_feature_arguments(features_only, out_indices)
         self._store_config(arguments)
         channels = input_shape[0] if input_shape is not None else 3

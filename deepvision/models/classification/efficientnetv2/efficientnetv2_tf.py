@@ -20,8 +20,8 @@ from deepvision.models.base_tf import DeepVisionModelTF
 from deepvision.models.classification.efficientnetv2 import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    PREPROCESSING_MODES,
     block_plan,
+    check_arguments,
     feature_levels,
     features_layout,
     stem_filters,
@@ -94,10 +94,7 @@ class EfficientNetV2TF(DeepVisionModelTF):
     ) -> None:
         arguments = dict(locals())
         arguments["blocks_args"] = copy.deepcopy(list(blocks_args))
-        if pooling not in (None, "avg", "max"):
-            raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
-        if preprocessing_mode not in PREPROCESSING_MODES:
-            raise ValueError(f"preprocessing_mode must be one of {PREPROCESSING_MODES}, got {preprocessing_mode!r}")
+        check_arguments(pooling, preprocessing_mode)
         check_feature_arguments(features_only, out_indices)
         input_shape = tuple(input_shape) if input_shape is not None else (224, 224, 3)
         channels = input_shape[-1]

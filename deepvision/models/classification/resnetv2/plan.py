@@ -62,6 +62,12 @@ def check_arguments(stackwise_blocks: Sequence[int], stackwise_filters: Sequence
         raise ValueError("every stage needs at least one block and a stride >= 1")
 
 
+def check_pooling(pooling: str | None) -> None:
+    """``pooling`` as both implementations accept it (one message for both backends)."""
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
+
+
 def block_plan(stackwise_blocks: Sequence[int], stackwise_filters: Sequence[int],
                stackwise_strides: Sequence[int], block_type: str, drop_path_rate: float = 0.0) -> list[BlockSpec]:
     """The blocks of a ResNetV2, in order.

@@ -27,6 +27,7 @@ from deepvision.models.classification.resnetv2.plan import (
     BN_MOMENTUM,
     STEM_FILTERS,
     block_plan,
+    check_pooling,
     feature_levels,
     features_layout,
 )
@@ -63,8 +64,7 @@ class ResNetV2PT(DeepVisionModulePT):
     ) -> None:
         arguments = dict(locals())
         super().__init__()
-        if pooling not in (None, "avg", "max"):
-            raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
+        check_pooling(pooling)
         check_feature_arguments(features_only, out_indices)
         plan = block_plan(stackwise_blocks, stackwise_filters, stackwise_strides, block_type, drop_path_rate)
         levels, positions, selected = feature_levels(plan, block_type), None, []

@@ -169,6 +169,12 @@ class ViTTF(DeepVisionModelTF):
         self._store_config(arguments)
         self._dv_init_features(levels, positions, pruned)
 
+    def check_input(self, shape) -> None:
+        """Rank and channels, then the patch embedding's own check (patch grid, or multiples of the
+        patch size with ``dynamic_img_size``), before Keras's input-spec check: as ``ViTPT`` reports it."""
+        super().check_input(shape)
+        self.patch_embed.check_input(shape)
+
     def forward_features(self, x, training: bool = False):
         """Tokens after the last block and, with token pooling, the final norm: ``(B, H, W, C) -> (B, 1 + N, D)``."""
         x = self.patch_embed(x)
