@@ -140,3 +140,92 @@ def test_wrong_class_count_is_the_librarys_error_naming_the_fix(portable_file, t
     assert "shape mismatch head.weight: model (3, 8), file (5, 8)" in message
     assert "--config '{\"classes\": 5}'" in message and "exclude=['head.*']" in message
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_inspect_lists_tensors_versions_and_preprocessing(portable_file, capsys):
+    import interchange
+
+    path, _ = portable_file
+    assert main(["inspect", "--tensors", "--json", str(path)]) in (0, 1)  # 1: a test model has no schema
+    info = json.loads(capsys.readouterr().out)
+    with interchange.open_checkpoint(path) as ckpt:
+        expected = [{"name": n, "shape": list(ckpt.shape(n)), "dtype": ckpt.dtype(n)} for n in ckpt.names]
+        meta = ckpt.metadata
+        assert info["tensor_list"] == expected and info["tensors"] == len(expected)
+        assert info["library_version"] == meta["library_version"]
+        assert info["framework_versions"] == meta["framework_versions"] and "keras" in info["framework_versions"]
+        assert info["preprocessing"] == meta.get("preprocessing")
+    main(["inspect", "--tensors", str(path)])
+    text = capsys.readouterr().out
+    first = expected[0]
+    row = next(line for line in text.splitlines() if line.startswith(first["name"] + " "))
+    assert row.split()[-1] == first["dtype"] and str(first["shape"][-1]) in row
+    assert "library_version" in text and "framework_versions" in text
+
+
+def test_convert_help_lists_the_formats(capsys):
+    from deepvision.conversion import FORMATS
+
+    with pytest.raises(SystemExit):
+        main(["convert", "--help"])
+    text = capsys.readouterr().out
+    for name in FORMATS:
+        assert f"\n  {name} " in text, name  # one line per format in the epilog
+    assert "--from FORMAT" in text and "--to FORMAT" in text
+
+
+def test_to_backend_is_a_top_level_name():
+    import deepvision
+    import deepvision.portable
+
+    assert deepvision.to_backend is deepvision.portable.to_backend and "to_backend" in dir(deepvision)
+
+
+def _quiet_env() -> dict:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "DEEPVISION_VERBOSE")}
+
+
+def test_verbose_flag_and_variable_restore_the_frameworks_defaults():
+    # Framework-free: what deepvision leaves in the environment before TensorFlow would load.
+    code = ("import os, sys; from deepvision.cli import main; main(sys.argv[1:]);"
+            "print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'), os.environ.get('DEEPVISION_VERBOSE'))")
+    run = lambda *argv, **env: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60,
+        env={**_quiet_env(), **env}).stdout.split()[-2:]
+    assert run("list-models", "ResNet18V2") == ["2", "None"]
+    assert run("--verbose", "list-models", "ResNet18V2") == ["None", "1"]
+    assert run("list-models", "ResNet18V2", DEEPVISION_VERBOSE="1") == ["None", "1"]
+    assert run("list-models", "ResNet18V2", TF_CPP_MIN_LOG_LEVEL="0") == ["0", "None"]  # the user's own value
+
+
+def test_cli_and_library_are_quiet_and_keras_files_load_with_plain_keras(tmp_path):
+    # A fresh process, as a user runs it: no TF_CPP_MIN_LOG_LEVEL, nothing silenced by the test.
+    keras_file = tmp_path / "m.keras"
+    build_and_save = (
+        "import sys, deepvision, numpy as np;"
+        "m = deepvision.models.ResNet18V2(classes=10, input_shape=(32, 32, 3), backend='tensorflow');"
+        "m.save(sys.argv[1]); x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32);"
+        "np.save(sys.argv[1] + '.x.npy', x); np.save(sys.argv[1] + '.y.npy', np.asarray(m(x)));"
+        "deepvision.save_portable(m, sys.argv[1] + '.safetensors')"
+    )
+    made = subprocess.run([sys.executable, "-c", build_and_save, str(keras_file)], capture_output=True, text=True,
+                          timeout=300, env=_quiet_env())
+    assert made.returncode == 0, made.stderr[-2000:]
+    # The CLI importing TensorFlow (a .keras destination), then plain Keras after one import.
+    cli = subprocess.run([sys.executable, "-m", "deepvision", "convert", f"{keras_file}.safetensors",
+                          str(tmp_path / "again.keras")], capture_output=True, text=True, timeout=300,
+                         env=_quiet_env())
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    load = ("import sys, keras, numpy as np; import deepvision.keras;"
+            "m = keras.models.load_model(sys.argv[1]); x = np.load(sys.argv[1] + '.x.npy');"
+            "print('MAXDIFF', float(np.abs(np.asarray(m(x)) - np.load(sys.argv[1] + '.y.npy')).max()))")
+    loaded = subprocess.run([sys.executable, "-c", load, str(keras_file)], capture_output=True, text=True,
+                            timeout=300, env=_quiet_env())
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert float(loaded.stdout.split("MAXDIFF")[1]) < 1e-6
+    # (The loading process imports keras itself before deepvision: its start-up lines are Keras's own.)
+    for done in (made, cli):
+        for needle in ("cpu_feature_guard", "oneDNN", "absl", "To enable the following instructions"):
+            assert needle not in done.stderr, (needle, done.stderr[-2000:])
