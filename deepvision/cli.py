@@ -166,8 +166,8 @@ _FORMATS_HELP = """formats (--from / --to; detected from the file name when omit
   keras               .weights.h5, .keras, .h5 of a deepvision Keras model
   pytorch             .pt, .pth, .bin: a deepvision PyTorch state_dict
   lightning           .ckpt: a Lightning checkpoint (Trainer.fit's, or written here)
-  keras-applications  .h5, .weights.h5 of keras.applications ResNetV2 / EfficientNetV2 (needs --architecture)
-  timm                .safetensors, .pth, .bin: a timm state_dict
+  keras-applications  .h5, .weights.h5 of keras.applications ResNetV2 / EfficientNetV2 / ConvNeXt (needs --architecture)
+  timm                .safetensors, .pth, .bin: a timm state_dict (vit_*, convnext_*, tf_efficientnetv2_*)
   huggingface         a transformers SegFormer: a folder (config.json + model.safetensors), or one weight file
                       (--architecture SegFormerB0 when no config.json is beside it); --to writes a folder
   onnx                .onnx (destination only), verified with onnxruntime

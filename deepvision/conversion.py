@@ -66,6 +66,10 @@ def detect_format(path: str | os.PathLike, *, destination: bool = False) -> str:
             names = set(ckpt.names)
         if "patch_embed.proj.weight" in names:
             return "timm"
+        from deepvision.importers.timm_cnn import family_for_shapes
+
+        if family_for_shapes({n: () for n in names}) is not None:  # timm convnext_* / tf_efficientnetv2_*
+            return "timm"
         from deepvision.importers.huggingface import hub_name
 
         if any(hub_name(n).startswith(("segformer.encoder.", "encoder.patch_embeddings.")) for n in names):
