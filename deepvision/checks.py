@@ -14,6 +14,7 @@ Unknown sizes (``None``, as in a symbolic Keras input) are never checked.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,9 +37,12 @@ def _shape(shape: Any) -> tuple[int | None, ...] | None:
     if shape is None or isinstance(shape, (str, bytes)):
         return None
     try:
-        return tuple(None if d is None else int(d) for d in shape)
-    except TypeError:  # a symbolic dimension that is not an int
-        return tuple(d if isinstance(d, int) else None for d in shape)
+        dims = tuple(shape)
+    except TypeError:
+        return None
+    # Only plain integers are checked: a symbolic size (None, torch.export's SymInt for a dynamic
+    # batch) stays unknown, so a check never specialises or guards a traced dimension.
+    return tuple(int(d) if isinstance(d, numbers.Integral) else None for d in dims)
 
 
 def _format(dims: Sequence[Any]) -> str:
