@@ -29,14 +29,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _bench import measure, ratio_stats  # noqa: E402  (the one timer of tools/bench_*.py)
 
 KERAS = "keras.applications"
 CONTROL = "keras.applications (control copy)"
@@ -132,32 +133,6 @@ def build(variant: str, batch: int, size: int, with_pytorch: bool) -> tuple[dict
     return runners, inputs
 
 
-def measure(runners: dict, inputs: dict, trials: int, warmup: int, seed: int = 0) -> dict[str, list[float]]:
-    """Seconds per batch of every model in every trial (interleaved, a random order per trial)."""
-    for _ in range(warmup):
-        for label, run in runners.items():
-            run(inputs[label])
-    rng = random.Random(seed)
-    times: dict[str, list[float]] = {label: [] for label in runners}
-    for _ in range(trials):
-        order = list(runners)
-        rng.shuffle(order)
-        for label in order:
-            start = time.perf_counter()
-            runners[label](inputs[label])
-            times[label].append(time.perf_counter() - start)
-    return times
-
-
-def _ratios(numerator: list[float], denominator: list[float]) -> tuple[float, float, float]:
-    """Median and quartiles of the per-trial ratios numerator / denominator."""
-    ratios = sorted(a / b for a, b in zip(numerator, denominator))
-    if len(ratios) == 1:
-        return ratios[0], ratios[0], ratios[0]
-    q1, _, q3 = statistics.quantiles(ratios, n=4)
-    return statistics.median(ratios), q1, q3
-
-
 def report(variant: str, times: dict[str, list[float]], batch: int) -> str:
     reference = times[KERAS]
     lines = [
@@ -170,11 +145,11 @@ def report(variant: str, times: dict[str, list[float]], batch: int) -> str:
         if values is reference:
             ratio, spread = "1 (reference)", ""
         else:
-            mid, q1, q3 = _ratios(reference, values)
+            mid, q1, q3 = ratio_stats(reference, values)
             ratio, spread = f"{mid:.3f}", f"{q1:.3f} .. {q3:.3f}"
         lines.append(f"| {label} | {median_time:.4f} | {batch / median_time:.2f} | {ratio} | {spread} |")
     if DV_PT_STATIC in times:
-        mid, q1, q3 = _ratios(times[DV_PT], times[DV_PT_STATIC])
+        mid, q1, q3 = ratio_stats(times[DV_PT], times[DV_PT_STATIC])
         lines.append(f"Asymmetric padding in PyTorch: run-time TF-style padding takes {mid:.3f}x the time of "
                      f"static padding (median; IQR {q1:.3f} .. {q3:.3f}), i.e. {100 * (mid - 1):+.1f}%.")
     return "\n".join(lines)

@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _bench import measure, ratio_stats  # noqa: E402  (the one timer of tools/bench_*.py)
 
 
 def _keras_runner(model):
@@ -100,23 +101,6 @@ def build(batch: int, size: int, with_pytorch: bool) -> tuple[dict, dict]:
     return runners, inputs
 
 
-def measure(runners: dict, inputs: dict, trials: int, warmup: int, seed: int = 0) -> dict[str, list[float]]:
-    """Seconds per batch of every model in every trial (interleaved, random order per trial)."""
-    for _ in range(warmup):
-        for name, run in runners.items():
-            run(inputs[name])
-    rng = random.Random(seed)
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(trials):
-        order = list(runners)
-        rng.shuffle(order)
-        for name in order:
-            start = time.perf_counter()
-            runners[name](inputs[name])
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
 def report(times: dict[str, list[float]], batch: int) -> str:
     reference = times["keras.applications ResNet50V2"]
     lines = [
@@ -125,11 +109,10 @@ def report(times: dict[str, list[float]], batch: int) -> str:
         "|---|---|---|---|---|",
     ]
     for name, values in times.items():
-        ratios = sorted(r / v for r, v in zip(reference, values))
-        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+        mid, q1, q3 = ratio_stats(reference, values)
         median_time = statistics.median(values)
-        ratio = "1 (reference)" if values is reference else f"{statistics.median(ratios):.3f}"
-        spread = "" if values is reference else f"{quartiles[0]:.3f} .. {quartiles[2]:.3f}"
+        ratio = "1 (reference)" if values is reference else f"{mid:.3f}"
+        spread = "" if values is reference else f"{q1:.3f} .. {q3:.3f}"
         lines.append(f"| {name} | {median_time:.4f} | {batch / median_time:.2f} | {ratio} | {spread} |")
     return "\n".join(lines)
 

@@ -2,9 +2,10 @@
 
 CPU: PyTorch ``ViTB16`` (``scaled_dot_product_attention``, ``torch.inference_mode``) and TensorFlow
 ``ViTB16`` (the Keras model under ``tf.function``), float32, batch 8, 224x224, with the same weights
-(moved through the canonical format). The trials are interleaved (PyTorch, TensorFlow, PyTorch
-again, ...) so that machine noise hits both alike; a second PyTorch timing in each trial gives a
-self-vs-self control ratio, which shows how much of a difference is noise.
+(moved through the canonical format). The trials are interleaved (``tools/_bench.measure``: every
+runner once per trial, in a random order per trial) so that machine noise hits both alike; a second
+PyTorch timing in each trial gives a self-vs-self control ratio, which shows how much of a
+difference is noise.
 
 CUDA (when ``torch.cuda.is_available()``): PyTorch ``ViTB16`` in float32, in bfloat16 (autocast) and in
 bfloat16 with ``torch.compile``, at ``--gpu-batch`` (default 128).
@@ -26,7 +27,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from _bench import measure  # noqa: E402  (the one timer of tools/bench_*.py)
 
 
 def _median_rate(times: list[float], batch: int) -> float:
@@ -52,25 +56,16 @@ def bench_cpu(model_name: str, batch: int, trials: int, warmup: int) -> list[str
     x_tf = tf.constant(x)
     tf_call = tf.function(lambda images: tf_model(images, training=False))
 
-    def run_pt() -> float:
-        start = time.perf_counter()
+    def run_pt(images: torch.Tensor) -> None:
         with torch.inference_mode():
-            pt_model(x_pt)
-        return time.perf_counter() - start
+            pt_model(images)
 
-    def run_tf() -> float:
-        start = time.perf_counter()
-        tf_call(x_tf).numpy()  # .numpy() waits for the result
-        return time.perf_counter() - start
+    def run_tf(images: tf.Tensor) -> None:
+        tf_call(images).numpy()  # .numpy() waits for the result
 
-    for _ in range(warmup):
-        run_pt()
-        run_tf()
-    pt_times, tf_times, control = [], [], []
-    for _ in range(trials):
-        pt_times.append(run_pt())
-        tf_times.append(run_tf())
-        control.append(run_pt())
+    times = measure({"pt": run_pt, "tf": run_tf, "control": run_pt}, {"pt": x_pt, "tf": x_tf, "control": x_pt},
+                    trials, warmup)
+    pt_times, tf_times, control = times["pt"], times["tf"], times["control"]
     pt_rate, tf_rate = _median_rate(pt_times, batch), _median_rate(tf_times, batch)
     return [
         f"## CPU inference, {model_name}, batch {batch}, 224x224, float32 ({trials} interleaved trials, "
@@ -97,19 +92,9 @@ def bench_cuda(model_name: str, batch: int, trials: int, warmup: int) -> list[st
     model = deepvision.models.create_model(model_name, backend="pytorch").eval().to(device)
     x = torch.randn(batch, 3, 224, 224, device=device)
 
-    def measure(fn) -> list[float]:
-        for _ in range(warmup):
-            fn()
-        torch.cuda.synchronize()
-        times = []
-        for _ in range(trials):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end) / 1000.0)
-        return times
+    def timed(fn) -> list[float]:
+        # The shared timer; synchronising around each call makes host time the device's time.
+        return measure({"run": lambda _: fn()}, {"run": None}, trials, warmup, sync=torch.cuda.synchronize)["run"]
 
     def fp32() -> None:
         with torch.inference_mode():
@@ -122,14 +107,14 @@ def bench_cuda(model_name: str, batch: int, trials: int, warmup: int) -> list[st
     rows = []
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    rows.append(("float32 (TF32 matmuls)", measure(fp32), None))
-    rows.append(("bfloat16 autocast", measure(bf16), None))
+    rows.append(("float32 (TF32 matmuls)", timed(fp32), None))
+    rows.append(("bfloat16 autocast", timed(bf16), None))
     compiled = torch.compile(model)
     start = time.perf_counter()
     bf16(compiled)  # first call compiles
     torch.cuda.synchronize()
     compile_s = time.perf_counter() - start
-    rows.append(("bfloat16 autocast + torch.compile", measure(lambda: bf16(compiled)), compile_s))
+    rows.append(("bfloat16 autocast + torch.compile", timed(lambda: bf16(compiled)), compile_s))
     lines = [
         f"## CUDA inference, {model_name}, batch {batch}, 224x224 ({trials} trials, {warmup} warm-up)",
         f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}",
