@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from deepvision.backend import PYTORCH, backend_of
+from deepvision.backend import backend_of
 
 
 @dataclass(frozen=True)
@@ -62,20 +62,8 @@ def _outputs(y: Any) -> list[tuple[str, Any]]:
 def _run(model: Any, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
     from deepvision import testing
 
-    backend = backend_of(model)
-    if backend == PYTORCH:
-        import torch
-
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                y = model(testing.to_framework(x, backend))
-        finally:
-            model.train(was_training)
-    else:
-        y = model(testing.to_framework(x, backend), training=False)
-    return [(name, testing.from_framework(value, backend)) for name, value in _outputs(y)]
+    y = testing.call(model, x)  # inference mode, no gradients
+    return [(name, testing.from_framework(value, backend_of(model))) for name, value in _outputs(y)]
 
 
 def default_inputs(model: Any, batch: int = 2, seed: int = 0) -> np.ndarray:

@@ -13,8 +13,6 @@ from typing import Any
 from deepvision.registry import Architecture, config_of, constructor_arguments, get_architecture
 from interchange import Schema
 
-_ROLES = {"kernel": "weight", "depthwise_kernel": "weight"}
-
 
 def _shapes(arch: Architecture, **kwargs: Any) -> tuple[dict[str, tuple[int, ...]], dict[str, str], dict]:
     import torch
@@ -24,9 +22,9 @@ def _shapes(arch: Architecture, **kwargs: Any) -> tuple[dict[str, tuple[int, ...
 
     config = {**arch.reference_config, **kwargs} if arch.kind == "block" else dict(kwargs)
     with torch.device("meta"):
-        model = build_from_neutral_config(arch.name, config, "pytorch")
+        model = build_from_neutral_config(arch, config, "pytorch")
     slots = list(iter_slots(model))
-    return ({s.name: s.shape for s in slots}, {s.name: _ROLES.get(s.role, s.role) for s in slots},
+    return ({s.name: s.shape for s in slots}, {s.name: s.role for s in slots},
             config_of(model))
 
 

@@ -6,7 +6,7 @@ Conventions: arrays handed in and out are numpy, images channels-last (NHWC) and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,8 +37,10 @@ def randomize_weights(obj: Any, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     for slot in iter_slots(obj):
         shape = slot.shape
-        if slot.role in ("kernel", "depthwise_kernel"):
-            fan_in = int(np.prod(shape[:-1])) if slot.role == "kernel" else int(np.prod(shape[:2]))
+        if slot.role == "weight":
+            # Canonical layouts: (kh, kw, in, out) / (in, out) kernels, (kh, kw, channels, multiplier) depthwise.
+            depthwise = slot.name.endswith("depthwise_kernel")
+            fan_in = int(np.prod(shape[:2])) if depthwise else int(np.prod(shape[:-1]))
             value = rng.normal(0.0, 1.0 / np.sqrt(max(fan_in, 1)), shape)
         elif slot.role == "norm" and slot.name.endswith("gamma"):
             value = rng.uniform(0.8, 1.2, shape)
@@ -80,8 +82,10 @@ def from_framework(y: Any, backend: str) -> Any:
     return np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(y, "float32")))
 
 
-def forward(obj: Any, x: np.ndarray, training: bool = False) -> np.ndarray:
-    """Run ``obj`` on a channels-last batch in inference (default) or training mode."""
+def call(obj: Any, x: np.ndarray | Sequence[np.ndarray], training: bool = False) -> Any:
+    """Run ``obj`` on a channels-last batch in inference (default) or training mode, without
+    gradients; the backend's own output (a PyTorch module's mode is restored afterwards).
+    The one forward helper of :func:`forward` and :func:`deepvision.parity.check_parity`."""
     backend = backend_of(obj)
     if backend == PYTORCH:
         import torch
@@ -89,11 +93,17 @@ def forward(obj: Any, x: np.ndarray, training: bool = False) -> np.ndarray:
         was_training = obj.training
         obj.train(training)
         try:
-            with torch.set_grad_enabled(False):
-                return from_framework(obj(to_framework(x, backend)), backend)
+            with torch.no_grad():
+                return obj(to_framework(x, backend))
         finally:
             obj.train(was_training)
-    return from_framework(obj(to_framework(x, backend), training=training), backend)
+    return obj(to_framework(x, backend), training=training)
+
+
+def forward(obj: Any, x: np.ndarray | Sequence[np.ndarray], training: bool = False) -> Any:
+    """Run ``obj`` on a channels-last batch in inference (default) or training mode; the output as
+    numpy, channels-last (see :func:`from_framework`)."""
+    return from_framework(call(obj, x, training), backend_of(obj))
 
 
 def gradients(obj: Any, x: np.ndarray, upstream: np.ndarray, training: bool = True) -> tuple[np.ndarray, dict]:

@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 SCHEMAS_DIR_ENV = "DEEPVISION_SCHEMAS_DIR"
+# The one vocabulary of tensor roles: schema files store them, and deepvision's adapters give every
+# tensor one of them (deepvision.adapters.Slot.role).
 ROLES = ("weight", "bias", "norm", "statistic", "embedding", "parameter")
 
 _FILE_RE = re.compile(r"^(?P<arch>[^@\s/\\]+)@(?P<version>[0-9]+)\.json$")

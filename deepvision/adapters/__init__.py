@@ -26,8 +26,9 @@ class Slot:
         name: canonical dotted name.
         shape: canonical shape.
         dtype: numpy dtype name of the tensor as the model holds it.
-        role: ``"kernel"``, ``"depthwise_kernel"``, ``"bias"``, ``"norm"``, ``"statistic"`` or
-            ``"embedding"``.
+        role: one of ``interchange.ROLES`` (the schema files' vocabulary): ``"weight"`` (kernels,
+            depthwise kernels), ``"bias"``, ``"norm"``, ``"statistic"``, ``"embedding"`` (other
+            learned tensors: class token, position embedding, layer scale) or ``"parameter"``.
         trainable: whether the framework trains it (moving statistics are not trainable).
         read: returns the tensor as a numpy array in canonical layout (a fresh array).
         write: takes a canonical-layout array (any float dtype) and stores it in the model.
@@ -72,7 +73,3 @@ def count_params(obj: Any) -> dict[str, int]:
             non_trainable += size
     return {"total": trainable + non_trainable, "trainable": trainable, "non_trainable": non_trainable}
 
-
-def export_canonical(obj: Any) -> dict[str, np.ndarray]:
-    """All tensors of ``obj`` in canonical names and layouts (copies)."""
-    return {slot.name: slot.read() for slot in iter_slots(obj)}

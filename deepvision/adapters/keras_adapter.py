@@ -9,11 +9,12 @@ import keras
 import numpy as np
 
 from deepvision.adapters import Slot
+from interchange.schema import infer_role
 
 
 def variable_slot(name: str, variable: keras.Variable, role: str | None = None) -> Slot:
     """A slot for one Keras variable under canonical ``name`` (its role guessed from the name if omitted)."""
-    role = role or _role_from_name(name)
+    role = role or infer_role(name)
     def write(array: np.ndarray) -> None:
         if tuple(array.shape) != tuple(variable.shape):
             raise ValueError(f"{name}: expected canonical shape {tuple(variable.shape)}, got {tuple(array.shape)}")
@@ -33,21 +34,8 @@ def variable_slot(name: str, variable: keras.Variable, role: str | None = None) 
     )
 
 
-def _role_from_name(name: str) -> str:
-    leaf = name.rsplit(".", 1)[-1]
-    return {
-        "kernel": "kernel",
-        "depthwise_kernel": "depthwise_kernel",
-        "bias": "bias",
-        "gamma": "norm",
-        "beta": "norm",
-        "moving_mean": "statistic",
-        "moving_variance": "statistic",
-    }.get(leaf, "embedding")
-
-
 # Leaf converters: layer type -> (attribute, canonical name, role) for each tensor it may own.
-_CONV = (("kernel", "kernel", "kernel"), ("bias", "bias", "bias"))
+_CONV = (("kernel", "kernel", "weight"), ("bias", "bias", "bias"))
 _NORM = (("gamma", "gamma", "norm"), ("beta", "beta", "norm"))
 _BATCH_NORM = _NORM + (
     ("moving_mean", "moving_mean", "statistic"),
@@ -55,7 +43,7 @@ _BATCH_NORM = _NORM + (
 )
 _LEAVES: tuple[tuple[type, tuple[tuple[str, str, str], ...]], ...] = (
     # DepthwiseConv2D before Conv2D: their kernels have different canonical layouts and names.
-    (keras.layers.DepthwiseConv2D, (("kernel", "depthwise_kernel", "depthwise_kernel"), ("bias", "bias", "bias"))),
+    (keras.layers.DepthwiseConv2D, (("kernel", "depthwise_kernel", "weight"), ("bias", "bias", "bias"))),
     (keras.layers.Conv2D, _CONV),
     (keras.layers.Dense, _CONV),
     (keras.layers.BatchNormalization, _BATCH_NORM),

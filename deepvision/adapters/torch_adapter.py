@@ -80,16 +80,16 @@ def _leaf_slots(module: nn.Module, prefix: str) -> list[Slot] | None:
         if _is_depthwise(module):
             out, _, kh, kw = module.weight.shape
             view = (module.in_channels, out // module.in_channels, kh, kw)
-            slots.append(_slot(prefix + "depthwise_kernel", module.weight, "depthwise_kernel",
+            slots.append(_slot(prefix + "depthwise_kernel", module.weight, "weight",
                                module.weight.requires_grad, _DEPTHWISE_TO_CANONICAL, view))
         else:
-            slots.append(_slot(prefix + "kernel", module.weight, "kernel", module.weight.requires_grad,
+            slots.append(_slot(prefix + "kernel", module.weight, "weight", module.weight.requires_grad,
                                _CONV_TO_CANONICAL))
         if module.bias is not None:
             slots.append(_slot(prefix + "bias", module.bias, "bias", module.bias.requires_grad))
         return slots
     if isinstance(module, nn.Linear):
-        slots = [_slot(prefix + "kernel", module.weight, "kernel", module.weight.requires_grad,
+        slots = [_slot(prefix + "kernel", module.weight, "weight", module.weight.requires_grad,
                        _DENSE_TO_CANONICAL)]
         if module.bias is not None:
             slots.append(_slot(prefix + "bias", module.bias, "bias", module.bias.requires_grad))

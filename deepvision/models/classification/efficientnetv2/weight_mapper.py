@@ -22,36 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from deepvision.backend import PYTORCH, TENSORFLOW, require_pytorch, require_tensorflow
+from deepvision.backend import PYTORCH, TENSORFLOW
 
 logger = logging.getLogger("deepvision")
 
 # Above this relative difference on the dummy input, the converted model is reported as different.
 _TOLERANCE = 1e-4
-
-
-def custom_objects() -> dict[str, type]:
-    """The Keras classes a saved EfficientNetV2 refers to, by their registered and class names."""
-    keras = require_tensorflow()
-    from deepvision.layers.fused_mbconv_tf import FusedMBConvTF
-    from deepvision.layers.mbconv_tf import MBConvTF
-    from deepvision.layers.squeeze_excitation_tf import SqueezeExcitationTF
-    from deepvision.layers.stochastic_depth_tf import StochasticDepthTF
-    from deepvision.models.classification.efficientnetv2.efficientnetv2_tf import EfficientNetV2TF
-
-    objects: dict[str, type] = {}
-    for cls in (EfficientNetV2TF, MBConvTF, FusedMBConvTF, SqueezeExcitationTF, StochasticDepthTF):
-        objects[cls.__name__] = cls
-        objects[keras.saving.get_registered_name(cls)] = cls
-    return objects
-
-
-def load_tf_model(filepath: str | os.PathLike) -> Any:
-    """Load a Keras EfficientNetV2 saved with ``model.save()`` (legacy ``.h5`` or ``.keras``)."""
-    keras = require_tensorflow()
-    objects = custom_objects()
-    with keras.saving.custom_object_scope(objects):
-        return keras.models.load_model(os.fspath(filepath), custom_objects=objects, compile=False)
 
 
 def load_tf_to_pt(filepath: str | os.PathLike, dummy_input: Any = None) -> Any:
@@ -66,11 +42,12 @@ def load_tf_to_pt(filepath: str | os.PathLike, dummy_input: Any = None) -> Any:
     Returns:
         The PyTorch model (a LightningModule) in eval mode.
     """
+    from deepvision.models.keras_io import load_keras_model
     from deepvision.portable import load_portable, to_backend
 
     if os.fspath(filepath).endswith(".safetensors"):
         return load_portable(filepath, backend=PYTORCH)
-    tf_model = load_tf_model(filepath)
+    tf_model = load_keras_model(filepath)
     pt_model = to_backend(tf_model, PYTORCH)
     if dummy_input is not None:
         _check(tf_model, pt_model, _to_numpy(dummy_input))
@@ -93,15 +70,15 @@ def load_pt_to_tf(
     Returns:
         The Keras model.
     """
-    torch = require_pytorch()
+    from deepvision.adapters.torch_adapter import from_numpy
+    from deepvision.io_utils import read_state_dict
     from deepvision.models import create_model
     from deepvision.portable import to_backend
 
     pt_model = create_model(architecture, backend=PYTORCH, **(kwargs or {}))
-    state = torch.load(os.fspath(filepath), map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and not any(k.endswith(".weight") for k in state):
-        state = state["state_dict"]  # a Lightning checkpoint
-    pt_model.load_state_dict(state, strict=True)
+    # The one reader of PyTorch files: a Lightning checkpoint's "state_dict" is unwrapped there.
+    state = read_state_dict(filepath)
+    pt_model.load_state_dict({k: from_numpy(v) for k, v in state.items()}, strict=True)
     pt_model.eval()
     tf_model = to_backend(pt_model, TENSORFLOW)
     if dummy_input is not None:
