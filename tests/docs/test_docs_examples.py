@@ -159,6 +159,20 @@ def _run_console(block: Block, tmp: Path) -> None:
 def _run_file(path: Path, tmp: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp)
     namespace = _prelude(tmp)
+    try:
+        _run_blocks(path, tmp, namespace)
+    finally:
+        # The DDP example leaves a process group (and Keras a global state) behind: later tests
+        # in this worker must not inherit them.
+        import keras
+        import torch
+
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def _run_blocks(path: Path, tmp: Path, namespace: dict) -> None:
     for block in code_blocks(path):
         code = block.code
         for old, new, _ in EDITS.get(path.name, []):
