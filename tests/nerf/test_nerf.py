@@ -40,13 +40,11 @@ def test_output_is_rgb_and_nonnegative_density_in_both_backends(pair):
         assert out[:, :3].min() >= 0.0 and out[:, :3].max() <= 1.0 and out[:, 3].min() >= 0.0
 
 
-@pytest.mark.parametrize("backend", ["tensorflow", "pytorch"])
-def test_paper_and_small_variants_have_their_registered_counts(backend):
+def test_registered_counts_are_the_papers_network():
+    # The contract test checks both backends against these; here: they are the paper's MLP's.
     from deepvision.models.nerf import PARAMETERS
 
-    assert PARAMETERS == {"NeRF": 595_844, "NeRFSmall": 92_612}  # the paper's MLP: 595,844 weights
-    for name, count in PARAMETERS.items():
-        assert deepvision.models.create_model(name, backend=backend).count_params() == count
+    assert PARAMETERS == {"NeRF": 595_844, "NeRFSmall": 92_612}
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "pytorch"])
