@@ -63,3 +63,23 @@ def ratio_stats(numerator: list[float], denominator: list[float]) -> tuple[float
         return ratios[0], ratios[0], ratios[0]
     q1, _, q3 = statistics.quantiles(ratios, n=4)
     return statistics.median(ratios), q1, q3
+
+
+def ratio_table(times: Mapping[str, list[float]], reference: str, batch: int) -> list[str]:
+    """A Markdown table: every runner's median seconds per batch, images per second, and the median
+    and quartiles of its per-trial throughput ratio ``time(reference) / time(runner)`` (> 1: faster)."""
+    ref = times[reference]
+    lines = [
+        f"| model | median s/batch | img/s | throughput ratio vs {reference} (median of {len(ref)} per-trial "
+        "ratios) | IQR of ratios |",
+        "|---|---|---|---|---|",
+    ]
+    for name, values in times.items():
+        median_time = statistics.median(values)
+        if name == reference:
+            ratio, spread = "1 (reference)", ""
+        else:
+            mid, q1, q3 = ratio_stats(ref, values)
+            ratio, spread = f"{mid:.3f}", f"{q1:.3f} .. {q3:.3f}"
+        lines.append(f"| {name} | {median_time:.4f} | {batch / median_time:.2f} | {ratio} | {spread} |")
+    return lines

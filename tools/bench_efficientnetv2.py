@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 from pathlib import Path
 
@@ -37,7 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import measure, ratio_stats  # noqa: E402  (the one timer of tools/bench_*.py)
+from _bench import measure, ratio_stats, ratio_table  # noqa: E402  (the one timer of tools/bench_*.py)
 
 KERAS = "keras.applications"
 CONTROL = "keras.applications (control copy)"
@@ -134,20 +133,7 @@ def build(variant: str, batch: int, size: int, with_pytorch: bool) -> tuple[dict
 
 
 def report(variant: str, times: dict[str, list[float]], batch: int) -> str:
-    reference = times[KERAS]
-    lines = [
-        f"EfficientNetV2{variant}",
-        "| model | median s/batch | img/s | speed vs keras.applications (median of per-trial ratios) | IQR |",
-        "|---|---|---|---|---|",
-    ]
-    for label, values in times.items():
-        median_time = statistics.median(values)
-        if values is reference:
-            ratio, spread = "1 (reference)", ""
-        else:
-            mid, q1, q3 = ratio_stats(reference, values)
-            ratio, spread = f"{mid:.3f}", f"{q1:.3f} .. {q3:.3f}"
-        lines.append(f"| {label} | {median_time:.4f} | {batch / median_time:.2f} | {ratio} | {spread} |")
+    lines = [f"EfficientNetV2{variant}", *ratio_table(times, KERAS, batch)]
     if DV_PT_STATIC in times:
         mid, q1, q3 = ratio_stats(times[DV_PT], times[DV_PT_STATIC])
         lines.append(f"Asymmetric padding in PyTorch: run-time TF-style padding takes {mid:.3f}x the time of "

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 from pathlib import Path
 
@@ -30,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import measure, ratio_stats  # noqa: E402  (the one timer of tools/bench_*.py)
+from _bench import measure, ratio_table  # noqa: E402  (the one timer of tools/bench_*.py)
 
 
 def _keras_runner(model):
@@ -102,19 +101,7 @@ def build(batch: int, size: int, with_pytorch: bool) -> tuple[dict, dict]:
 
 
 def report(times: dict[str, list[float]], batch: int) -> str:
-    reference = times["keras.applications ResNet50V2"]
-    lines = [
-        f"| model | median s/batch | img/s | throughput ratio vs keras.applications (median of {len(reference)} "
-        "per-trial ratios) | IQR of ratios |",
-        "|---|---|---|---|---|",
-    ]
-    for name, values in times.items():
-        mid, q1, q3 = ratio_stats(reference, values)
-        median_time = statistics.median(values)
-        ratio = "1 (reference)" if values is reference else f"{mid:.3f}"
-        spread = "" if values is reference else f"{q1:.3f} .. {q3:.3f}"
-        lines.append(f"| {name} | {median_time:.4f} | {batch / median_time:.2f} | {ratio} | {spread} |")
-    return "\n".join(lines)
+    return "\n".join(ratio_table(times, "keras.applications ResNet50V2", batch))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,3 +28,12 @@ def test_ratio_stats_are_medians_of_per_trial_ratios():
     assert ratio_stats([2.0], [1.0]) == (2.0, 2.0, 2.0)
     median, q1, q3 = ratio_stats([1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 1.0, 1.0, 1.0, 1.0])
     assert median == 3.0 and q1 < median < q3
+
+
+def test_ratio_table_marks_the_reference_and_reports_ratios():
+    from _bench import ratio_table
+
+    lines = ratio_table({"ref": [2.0, 2.0], "fast": [1.0, 1.0]}, "ref", batch=4)
+    assert lines[0].startswith("| model |") and "median of 2 per-trial ratios" in lines[0]
+    assert lines[2] == "| ref | 2.0000 | 2.00 | 1 (reference) |  |"
+    assert lines[3] == "| fast | 1.0000 | 4.00 | 2.000 | 2.000 .. 2.000 |"
