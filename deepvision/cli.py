@@ -202,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_validate)
 
     from deepvision.conversion import FORMATS
+    from interchange import FLOAT_DTYPES
 
     p = sub.add_parser("convert", help="convert between portable, Keras, PyTorch, keras.applications, timm, ONNX",
                        description="Convert a weight file; every conversion goes through a portable checkpoint.",
@@ -214,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"destination format, one of: {', '.join(FORMATS)} (default: from the name)")
     p.add_argument("--architecture", help="e.g. ResNet50V2, for files that do not record it")
     p.add_argument("--config", help="backend-neutral config as JSON text or a JSON file")
-    p.add_argument("--dtype", choices=["float32", "float16", "bfloat16", "float64"])
+    p.add_argument("--dtype", choices=FLOAT_DTYPES, help="cast the floating-point tensors")
     p.add_argument("--num-heads", type=int, help="attention heads, for timm files that do not record them")
     p.add_argument("--layout", type=str.upper, choices=["NCHW", "NHWC"], help="ONNX: graph input layout (default NCHW)")
     p.add_argument("--opset", type=int, help="ONNX: opset version (default: the exporter's)")
