@@ -35,10 +35,12 @@ class SegFormerHeadPT(nn.Module):
             raise ValueError(f"SegFormerHead expects {len(self.in_dims)} feature maps, got {len(features)}")
         size = features[0].shape[-2:]
         maps = []
-        for x, projection in zip(features, self.projections):
+        for i, (x, projection) in enumerate(zip(features, self.projections)):
             # Linear on the channels: (B, C, H, W) -> (B, H, W, C) -> (B, H, W, D) -> (B, D, H, W).
             x = projection(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-            maps.append(x if x.shape[-2:] == size else resize_bilinear(x, size))
+            # The first map sets the size; the deeper ones are always resized (no test on symbolic
+            # sizes, so an ONNX export keeps height and width dynamic).
+            maps.append(x if i == 0 else resize_bilinear(x, size))
         x = self.fuse(torch.cat(maps[::-1], dim=1))
         x = self.drop(self.act(self.fuse_norm(x)))
         return self.classifier(x)

@@ -47,9 +47,9 @@ class SegFormerHeadTF(keras.layers.Layer):
             raise ValueError(f"SegFormerHead expects {len(self.in_dims)} feature maps, got {len(features)}")
         size = ops.shape(features[0])[1:3]
         maps = []
-        for x, projection in zip(features, self.projections):
+        for i, (x, projection) in enumerate(zip(features, self.projections)):
             x = projection(x)
-            maps.append(x if tuple(x.shape[1:3]) == tuple(size) and None not in size else resize_bilinear(x, size))
+            maps.append(x if i == 0 else resize_bilinear(x, size))  # the first map sets the size
         x = self.fuse(ops.concatenate(maps[::-1], axis=-1))
         x = self.drop(self.act(self.fuse_norm(x, training=training)), training=training)
         return self.classifier(x)
