@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -62,15 +63,13 @@ class PatchingAndEmbeddingPT(nn.Module):
         """
         if tuple(grid) == self.grid:
             return self.position_embedding
-        rows, cols = interpolation_matrices(self.grid, tuple(grid))
         embedding = self.position_embedding
         patches = embedding[:, 1:].reshape(1, self.grid[0], self.grid[1], self.project_dim)
-        if cols is not None:
-            patches = torch.einsum("jb,nabd->najd", torch.tensor(cols, dtype=patches.dtype, device=patches.device),
-                                   patches)
-        if rows is not None:
-            patches = torch.einsum("ia,najd->nijd", torch.tensor(rows, dtype=patches.dtype, device=patches.device),
-                                   patches)
+        rows, cols = _grid_matrices(*self.grid, int(grid[0]), int(grid[1]))
+        if grid[1] != self.grid[1]:
+            patches = torch.einsum("jb,nabd->najd", cols.to(device=patches.device, dtype=patches.dtype), patches)
+        if grid[0] != self.grid[0]:
+            patches = torch.einsum("ia,najd->nijd", rows.to(device=patches.device, dtype=patches.dtype), patches)
         return torch.cat([embedding[:, :1], patches.reshape(1, -1, self.project_dim)], dim=1)
 
     def get_config(self) -> dict:
@@ -80,3 +79,13 @@ class PatchingAndEmbeddingPT(nn.Module):
             "input_shape": None if self._image_shape is None else list(self._image_shape),
             "dynamic_img_size": self.dynamic_img_size,
         }
+
+
+@torch.compiler.assume_constant_result
+def _grid_matrices(old_h: int, old_w: int, new_h: int, new_w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (new_h, old_h) and (new_w, old_w) interpolation matrices of the numpy resampler (identity
+    for an unchanged axis, which the caller skips): constants of a torch.compile trace, not traced."""
+    rows, cols = interpolation_matrices((old_h, old_w), (new_h, new_w))
+    rows = np.eye(old_h, dtype=np.float32) if rows is None else rows.copy()
+    cols = np.eye(old_w, dtype=np.float32) if cols is None else cols.copy()
+    return torch.from_numpy(rows), torch.from_numpy(cols)

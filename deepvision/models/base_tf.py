@@ -135,12 +135,12 @@ def _rematerialized_call(layer: keras.layers.Layer) -> Any:
             for norm, momentum in zip(norms, saved):
                 norm.momentum = momentum
 
-    rematerialized = keras.remat(run)
-
     def checkpointed(*args: Any, **kwargs: Any) -> Any:
+        # Keyword arguments (``training``) are closed over: TensorFlow's custom_gradient takes them
+        # only in eager mode, not inside fit's tf.function.
         forward["active"] = True
         try:
-            return rematerialized(*args, **kwargs)
+            return keras.remat(lambda *inputs: run(*inputs, **kwargs))(*args)
         finally:
             forward["active"] = False
 
