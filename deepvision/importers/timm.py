@@ -504,11 +504,12 @@ def timm_model_args(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 def _read_model(src: Any) -> tuple[Mapping[str, Any], Callable[[str], np.ndarray], dict[str, tuple], dict[str, str], str]:
     """(config, get(name), shapes, dtypes, architecture) of a canonical checkpoint path or a deepvision model."""
     from deepvision.adapters import slots_by_name
-    from deepvision.registry import architecture_of, config_of
+    from deepvision.registry import resolve
 
+    resolved = resolve(src)
     slots = slots_by_name(src)
-    return (config_of(src), lambda n: slots[n].read(), {n: s.shape for n, s in slots.items()},
-            {n: s.dtype for n, s in slots.items()}, architecture_of(src).name)
+    return (resolved.config, lambda n: slots[n].read(), {n: s.shape for n, s in slots.items()},
+            {n: s.dtype for n, s in slots.items()}, resolved.architecture.name)
 
 
 def export_timm(src_ckpt: Any, dst: str | os.PathLike) -> Path:
