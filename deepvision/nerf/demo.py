@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--position-frequencies", type=int, default=6,
                         help="frequencies of the position encoding (default: 6; the paper uses 10)")
     parser.add_argument("--gif", action="store_true", help="also write an orbit GIF of the final model")
+    parser.add_argument("--black-background", dest="white", action="store_false",
+                        help="composite over black (for --data files with a black background); default: white, "
+                             "as the synthetic scene")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -57,13 +60,15 @@ def _scene(args: argparse.Namespace) -> dict[str, np.ndarray]:
     return make_scene(args.views, args.image_size)
 
 
-def held_out_psnr(model: Any, images: np.ndarray, poses: np.ndarray, focal: float, num_samples: int) -> float:
+def held_out_psnr(model: Any, images: np.ndarray, poses: np.ndarray, focal: float, num_samples: int,
+                  white_background: bool = False) -> float:
     """Mean PSNR (dB) of ``model``'s renders of ``poses`` against ``images``."""
     from deepvision.nerf.rendering import render_image
 
     values = []
     for image, pose in zip(images, poses):
-        rgb = render_image(model, pose, focal, image.shape[0], image.shape[1], num_samples=num_samples)["rgb"]
+        rgb = render_image(model, pose, focal, image.shape[0], image.shape[1], num_samples=num_samples,
+                           white_background=white_background)["rgb"]
         values.append(-10.0 * np.log10(np.mean((rgb - image) ** 2)))
     return float(np.mean(values))
 
@@ -75,7 +80,7 @@ def _train_keras(model: Any, rays: tuple, args: argparse.Namespace) -> None:
     from deepvision.nerf import NeRFTrainer
 
     origins, directions, colours = rays
-    trainer = NeRFTrainer(model, num_samples=args.num_samples, seed=args.seed)
+    trainer = NeRFTrainer(model, num_samples=args.num_samples, seed=args.seed, white_background=args.white)
     trainer.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
     data = (tf.data.Dataset.from_tensor_slices(((origins, directions), colours))
             .shuffle(len(origins), seed=args.seed).batch(args.batch_size, drop_remainder=True).repeat())
@@ -96,7 +101,8 @@ def _train_lightning(model: Any, rays: tuple, args: argparse.Namespace) -> None:
                            args.batch_size, drop_last=True)
     # batch_size=None with a batch sampler: each step indexes the tensors once (no per-ray collation).
     loader = DataLoader(data, sampler=sampler, batch_size=None)
-    trainer = NeRFTrainer(model, num_samples=args.num_samples, seed=args.seed, learning_rate=args.learning_rate)
+    trainer = NeRFTrainer(model, num_samples=args.num_samples, seed=args.seed, learning_rate=args.learning_rate,
+                          white_background=args.white)
     for name in ("pytorch_lightning", "lightning_fabric"):  # no accelerator banner, no "max_steps reached"
         logging.getLogger(name).setLevel(logging.WARNING)
     pl.Trainer(max_steps=args.steps, accelerator="cpu", logger=False, enable_checkpointing=False,
@@ -112,6 +118,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     from deepvision.nerf.visualize import save_orbit
 
     first, second = (require(b.strip()) for b in args.backend_order.split(","))
+    if args.data and args.white:
+        print("note: compositing over white; pass --black-background for a scene on black", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -124,7 +132,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
           f"{len(rays[0]):,} training rays", flush=True)
 
     def report(stage: str, model: Any) -> float:
-        value = held_out_psnr(model, images[test], poses[test], focal, args.num_samples)
+        value = held_out_psnr(model, images[test], poses[test], focal, args.num_samples, args.white)
         print(f"[{time.perf_counter() - start:6.1f} s] {stage}: held-out PSNR {value:.2f} dB", flush=True)
         return value
 
@@ -150,7 +158,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     from PIL import Image
 
     view = int(np.flatnonzero(test)[0])
-    rgb = render_image(model, poses[view], focal, images.shape[1], images.shape[2], num_samples=args.num_samples)["rgb"]
+    rgb = render_image(model, poses[view], focal, images.shape[1], images.shape[2], num_samples=args.num_samples,
+                       white_background=args.white)["rgb"]
     side_by_side = np.concatenate([images[view], np.clip(rgb, 0, 1)], axis=1)
     png = out / "heldout_view.png"
     from deepvision.io_utils import atomic_output
@@ -160,7 +169,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     print(f"wrote {png} (truth | prediction)", flush=True)
     if args.gif:
         gif = save_orbit(model, focal, images.shape[1], images.shape[2], out / "orbit.gif",
-                         num_samples=args.num_samples)
+                         num_samples=args.num_samples, white_background=args.white)
         print(f"wrote {gif}", flush=True)
     print(f"done in {time.perf_counter() - start:.1f} s", flush=True)
     return results

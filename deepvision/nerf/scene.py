@@ -1,7 +1,7 @@
 """A synthetic NeRF scene made analytically: coloured spheres rendered by exact ray intersection.
 
 This machine has no internet, so the NeRF demo makes its own data: views on an orbit around three
-Lambert-shaded spheres (view-independent colour, black background), stored in the tiny NeRF ``.npz``
+Lambert-shaded spheres (view-independent colour, white background as in NeRF's synthetic scenes), stored in the tiny NeRF ``.npz``
 layout (``images (N, H, W, 3)`` float32 in [0, 1], ``poses (N, 4, 4)``, ``focal``), camera convention
 as in :mod:`deepvision.datasets.tiny_nerf.common`.
 """
@@ -49,12 +49,13 @@ def orbit_poses(count: int, radius: float = 4.0, elevation_degrees: float = 30.0
     return np.stack(poses)
 
 
-def render_spheres(pose: np.ndarray, height: int, width: int, focal: float) -> np.ndarray:
-    """Exact ray-sphere intersection render of :data:`SPHERES`: (height, width, 3) float32 in [0, 1]."""
+def render_spheres(pose: np.ndarray, height: int, width: int, focal: float, background: float = 1.0) -> np.ndarray:
+    """Exact ray-sphere intersection render of :data:`SPHERES` over a grey level ``background``:
+    (height, width, 3) float32 in [0, 1]."""
     origins, directions = (a.reshape(-1, 3).astype(np.float64) for a in camera_rays(height, width, focal, pose))
     unit = directions / np.linalg.norm(directions, axis=-1, keepdims=True)
     nearest = np.full(len(unit), np.inf)
-    colour = np.zeros((len(unit), 3))
+    colour = np.full((len(unit), 3), float(background))
     for centre, radius, rgb in SPHERES:
         offset = origins - np.asarray(centre)
         b = np.sum(offset * unit, axis=-1)
@@ -68,11 +69,13 @@ def render_spheres(pose: np.ndarray, height: int, width: int, focal: float) -> n
     return colour.reshape(height, width, 3).astype(np.float32)
 
 
-def make_scene(num_views: int = 40, size: int = 100, focal: float | None = None) -> dict[str, np.ndarray]:
-    """Views of the sphere scene on an orbit, in the tiny NeRF layout (``images``, ``poses``, ``focal``)."""
+def make_scene(num_views: int = 40, size: int = 100, focal: float | None = None,
+               background: float = 1.0) -> dict[str, np.ndarray]:
+    """Views of the sphere scene on an orbit, in the tiny NeRF layout (``images``, ``poses``, ``focal``).
+    Render and train it with ``white_background=True`` (the default ``background=1.0``)."""
     focal = float(focal if focal is not None else 1.389 * size)  # the tiny NeRF file's field of view
     poses = orbit_poses(num_views)
-    images = np.stack([render_spheres(p, size, size, focal) for p in poses])
+    images = np.stack([render_spheres(p, size, size, focal, background) for p in poses])
     return {"images": images, "poses": poses, "focal": np.float32(focal)}
 
 

@@ -296,8 +296,10 @@ def test_handoff_after_training_renders_identically(tmp_path, pair):
 def test_scene_views_pictures_and_demo(tmp_path, pair):
     scene = nerf.make_scene(3, 24)
     assert scene["images"].shape == (3, 24, 24, 3) and scene["poses"].shape == (3, 4, 4)
-    covered = (scene["images"].sum(-1) > 0).mean()
-    assert 0.05 < covered < 0.6  # the spheres fill part of every view, the background the rest
+    covered = (scene["images"] < 1.0).any(-1).mean()
+    assert 0.05 < covered < 0.6  # the spheres fill part of every view, the white background the rest
+    black = nerf.make_scene(1, 24, background=0.0)["images"]
+    assert np.array_equal(black > 0, (scene["images"][:1] < 1.0))  # the same spheres over black
     png = nerf.save_views(pair[1], scene["poses"][:2], float(scene["focal"]), 24, 24, tmp_path / "v.png",
                           truth=scene["images"][:2], num_samples=8)
     gif = nerf.save_orbit(pair[1], float(scene["focal"]), 16, 16, tmp_path / "o.gif", frames=3, num_samples=8)
