@@ -134,7 +134,9 @@ def checkpoint_metadata(
     arch = arch if isinstance(arch, Architecture) else get_architecture(arch)
     config = dict(config)
     facts = dict(arch.preprocessing if preprocessing is None else preprocessing)
-    if "input_size" not in facts and config.get("input_shape"):
+    # The model's own input size beats the architecture's default; a caller's explicit facts (a source's
+    # pretrained_cfg) are kept as given.
+    if config.get("input_shape") and (preprocessing is None or "input_size" not in facts):
         facts["input_size"] = list(config["input_shape"])
     meta = {
         "architecture": arch.name,

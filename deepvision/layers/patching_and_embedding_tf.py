@@ -29,6 +29,10 @@ class PatchingAndEmbeddingTF(CheckedLayer):
         self.dynamic_img_size = bool(dynamic_img_size)
         self.grid = (int(height) // self.patch_size, int(width) // self.patch_size)
         self.num_patches = self.grid[0] * self.grid[1]
+        # The weights made in build() are declared first, so the canonical order is PyTorch's (a module's
+        # own parameters before its children's): class_token, position_embedding, projection.
+        self.class_token = None
+        self.position_embedding = None
         self.projection = conv2d(channels, self.project_dim, self.patch_size, strides=self.patch_size,
                                  padding="valid", use_bias=True)
 

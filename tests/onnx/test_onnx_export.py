@@ -304,6 +304,7 @@ def _families() -> dict[str, str]:
     for name in names:
         first.setdefault(get_architecture(name).family, name)
     first.pop("tests", None)
+    first.pop("nerf", None)  # NeRF takes points (N, 6), not images: tests/nerf covers it
     return {family: PREFERRED[family] if PREFERRED.get(family) in names else name for family, name in first.items()}
 
 
