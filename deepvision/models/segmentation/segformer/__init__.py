@@ -192,3 +192,32 @@ def resolve_pooling(pooling: str | None) -> str | None:
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
     return pooling
+
+
+class EncoderLayout:
+    """What a MiT encoder builds, from its constructor arguments (shared by both backends' MiT and SegFormer).
+
+    ``levels``: the four stage maps; ``positions``: the selected ones with ``features_only`` (else
+    ``None``); ``count``: stages built (later ones are pruned when no selected level needs them).
+    """
+
+    def __init__(self, arguments: dict) -> None:
+        from deepvision.models.features import check_feature_arguments, select_levels
+
+        self.features_only = bool(arguments["features_only"])
+        check_feature_arguments(self.features_only, arguments["out_indices"])
+        self.pool_mode = resolve_pooling(arguments["pooling"])
+        self.levels = feature_levels(arguments["embed_dims"], arguments["strides"])
+        self.positions = (select_levels(self.levels, arguments["out_indices"], default=range(len(self.levels)))[1]
+                          if self.features_only else None)
+        self.count = self.positions[-1] + 1 if self.features_only else len(self.levels)
+        self.with_top = bool(arguments["include_top"]) and not self.features_only
+
+    def pruned(self, top: str) -> list[str]:
+        """Module paths a features model leaves out: later stages and the top (``head``/``decode_head``)."""
+        return [f"stages.{i}" for i in range(self.count, len(self.levels))] + ([top] if self.features_only else [])
+
+
+# The build_stages arguments, in order, taken from a constructor's arguments.
+STAGE_KEYS = ("embed_dims", "depths", "num_heads", "sr_ratios", "patch_sizes", "strides", "mlp_ratio",
+              "layer_norm_epsilon", "dropout", "attention_dropout", "drop_path_rate")

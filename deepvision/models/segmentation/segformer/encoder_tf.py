@@ -1,14 +1,21 @@
-"""Keras Mix Transformer stages, shared by ``MiTTF`` and ``SegFormerTF`` (mirrors ``encoder_pt.py``)."""
+"""Keras Mix Transformer encoder, shared by ``MiTTF`` and ``SegFormerTF`` (mirrors ``encoder_pt.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import keras
+from keras import ops
 
 from deepvision.layers.hierarchical_transformer_encoder_tf import HierarchicalTransformerEncoderTF
 from deepvision.layers.overlapping_patch_embedding_tf import OverlappingPatchEmbeddingTF
-from deepvision.models.segmentation.segformer import check_encoder_config, drop_path_rates
+from deepvision.models.base_tf import DeepVisionModelTF
+from deepvision.models.segmentation.segformer import (
+    STAGE_KEYS,
+    EncoderLayout,
+    check_encoder_config,
+    drop_path_rates,
+)
 
 
 @keras.saving.register_keras_serializable(package="deepvision")
@@ -64,3 +71,53 @@ def build_stages(embed_dims, depths, num_heads, sr_ratios, patch_sizes, strides,
                                  strides[i], mlp_ratio, layer_norm_epsilon, dropout, attention_dropout, rates[i]))
         previous = int(embed_dims[i])
     return stages
+
+
+def pool(x, mode: str):
+    """``(B, h, w, C) -> (B, C)``: spatial mean (``"avg"``) or max (``"max"``)."""
+    return ops.mean(x, axis=(1, 2)) if mode == "avg" else ops.max(x, axis=(1, 2))
+
+
+def encoder_graph(arguments: dict) -> tuple[EncoderLayout, keras.KerasTensor, list[MiTStageTF], list]:
+    """The functional graph of the encoder: ``(layout, inputs, stages, stage maps)``."""
+    layout = EncoderLayout(arguments)
+    shape = tuple(arguments["input_shape"]) if arguments["input_shape"] is not None else (None, None, 3)
+    stages = build_stages(*(arguments[k] for k in STAGE_KEYS), shape[-1], layout.count)
+    inputs = keras.Input(shape=shape)
+    x, maps = inputs, []
+    for stage in stages:
+        x = stage(x)
+        maps.append(x)
+    return layout, inputs, stages, maps
+
+
+def encoder_output(maps: list, layout: EncoderLayout):
+    """The output without a top: the selected maps, the pooled last map, or the last map."""
+    if layout.features_only:
+        return [maps[p] for p in layout.positions]
+    return maps[-1] if layout.pool_mode is None else pool(maps[-1], layout.pool_mode)
+
+
+class MiTEncoderTF(DeepVisionModelTF):
+    """What ``MiTTF`` and ``SegFormerTF`` share (mirrors ``MiTEncoderPT``).
+
+    A subclass builds its graph with :func:`encoder_graph`, calls the functional constructor, assigns
+    ``stages`` then its top (the order defines the canonical names), then :meth:`_dv_finish_encoder`.
+    """
+
+    def _dv_finish_encoder(self, arguments: dict, layout: EncoderLayout, top: str) -> None:
+        self.pool_mode = layout.pool_mode
+        self.num_features = int(arguments["embed_dims"][-1])
+        self._store_config(arguments)
+        self._dv_init_features(layout.levels, layout.positions, layout.pruned(top))
+
+    def _dv_checkpoint_layers(self) -> list:
+        return [block for stage in self.stages for block in stage.blocks]
+
+    def forward_features(self, x, training: bool = False) -> list:
+        """The stage maps ``[(B, H/4, W/4, C1), ..., (B, H/32, W/32, C4)]`` (those built)."""
+        maps = []
+        for stage in self.stages:
+            x = stage(x, training=training)
+            maps.append(x)
+        return maps

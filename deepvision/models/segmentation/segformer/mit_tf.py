@@ -12,20 +12,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
-from keras import ops
 
-from deepvision.models.base_tf import DeepVisionModelTF
-from deepvision.models.features import check_feature_arguments, select_levels
-from deepvision.models.segmentation.segformer import feature_levels, resolve_pooling
-from deepvision.models.segmentation.segformer.encoder_tf import build_stages
-
-
-def _pool(x, mode: str):
-    return ops.mean(x, axis=(1, 2)) if mode == "avg" else ops.max(x, axis=(1, 2))
+from deepvision.models.segmentation.segformer.encoder_tf import (
+    MiTEncoderTF,
+    encoder_graph,
+    encoder_output,
+    pool,
+)
 
 
 @keras.saving.register_keras_serializable(package="deepvision")
-class MiTTF(DeepVisionModelTF):
+class MiTTF(MiTEncoderTF):
     """Mix Transformer (MiT) encoder, generic over widths, depths, heads and reductions.
 
     Args (as ``deepvision.models.segmentation.segformer.MIT_ARGUMENTS``): ``include_top`` (classifier on
@@ -61,50 +58,12 @@ class MiTTF(DeepVisionModelTF):
         **kwargs,
     ) -> None:
         arguments = dict(locals())
-        check_feature_arguments(features_only, out_indices)
-        pool_mode = resolve_pooling(pooling)
-        shape = tuple(input_shape) if input_shape is not None else (None, None, 3)
-        levels = feature_levels(embed_dims, strides)
-        selected, positions = (select_levels(levels, out_indices, default=range(len(levels)))
-                               if features_only else ([], None))
-        count = positions[-1] + 1 if features_only else len(levels)
-        stages = build_stages(embed_dims, depths, num_heads, sr_ratios, patch_sizes, strides, mlp_ratio,
-                              layer_norm_epsilon, dropout, attention_dropout, drop_path_rate, shape[-1], count)
-        with_top = include_top and not features_only
-        head = keras.layers.Dense(classes, dtype="float32", name="head") if with_top else None
-
-        inputs = keras.Input(shape=shape)
-        x, maps = inputs, []
-        for stage in stages:
-            x = stage(x)
-            maps.append(x)
-        if features_only:
-            outputs = [maps[p] for p in positions]
-        elif with_top:
-            outputs = head(_pool(x, "avg"))
-        elif pool_mode is not None:
-            outputs = _pool(x, pool_mode)
-        else:
-            outputs = x
+        layout, inputs, stages, maps = encoder_graph(arguments)
+        head = keras.layers.Dense(classes, dtype="float32", name="head") if layout.with_top else None
+        outputs = head(pool(maps[-1], "avg")) if head is not None else encoder_output(maps, layout)
         kwargs.setdefault("name", "mit")
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-
         # Public attributes in the same order as MiTPT: they define the canonical names.
         self.stages = stages
         self.head = head
-        self.pool_mode = pool_mode
-        self.num_features = int(embed_dims[-1])
-        self._store_config(arguments)
-        pruned = [f"stages.{i}" for i in range(count, len(levels))] + (["head"] if features_only else [])
-        self._dv_init_features(levels, positions, pruned)
-
-    def _dv_checkpoint_layers(self) -> list:
-        return [block for stage in self.stages for block in stage.blocks]
-
-    def forward_features(self, x, training: bool = False) -> list:
-        """The four stage maps ``[(B, H/4, W/4, C1), ..., (B, H/32, W/32, C4)]``."""
-        maps = []
-        for stage in self.stages:
-            x = stage(x, training=training)
-            maps.append(x)
-        return maps
+        self._dv_finish_encoder(arguments, layout, "head")

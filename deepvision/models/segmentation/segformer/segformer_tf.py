@@ -11,17 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
-from keras import ops
 
 from deepvision.layers.segformer_head_tf import SegFormerHeadTF
-from deepvision.models.base_tf import DeepVisionModelTF
-from deepvision.models.features import check_feature_arguments, select_levels
-from deepvision.models.segmentation.segformer import feature_levels, resolve_pooling
-from deepvision.models.segmentation.segformer.encoder_tf import build_stages
+from deepvision.models.segmentation.segformer.encoder_tf import MiTEncoderTF, encoder_graph, encoder_output
 
 
 @keras.saving.register_keras_serializable(package="deepvision")
-class SegFormerTF(DeepVisionModelTF):
+class SegFormerTF(MiTEncoderTF):
     """SegFormer semantic segmentation, generic over the MiT encoder and the decoder width.
 
     Args (as ``deepvision.models.segmentation.segformer.SEGFORMER_ARGUMENTS``): ``include_top`` (the
@@ -62,50 +58,13 @@ class SegFormerTF(DeepVisionModelTF):
         **kwargs,
     ) -> None:
         arguments = dict(locals())
-        check_feature_arguments(features_only, out_indices)
-        pool_mode = resolve_pooling(pooling)
-        shape = tuple(input_shape) if input_shape is not None else (None, None, 3)
-        levels = feature_levels(embed_dims, strides)
-        _, positions = select_levels(levels, out_indices, default=range(len(levels))) if features_only else ([], None)
-        count = positions[-1] + 1 if features_only else len(levels)
-        stages = build_stages(embed_dims, depths, num_heads, sr_ratios, patch_sizes, strides, mlp_ratio,
-                              layer_norm_epsilon, dropout, attention_dropout, drop_path_rate, shape[-1], count)
-        with_head = include_top and not features_only
-        decode_head = SegFormerHeadTF(classes, embed_dims, decoder_dim, head_dropout, batch_norm_momentum,
-                                      batch_norm_epsilon, name="decode_head") if with_head else None
-
-        inputs = keras.Input(shape=shape)
-        x, maps = inputs, []
-        for stage in stages:
-            x = stage(x)
-            maps.append(x)
-        if features_only:
-            outputs = [maps[p] for p in positions]
-        elif with_head:
-            outputs = decode_head(maps)
-        elif pool_mode is not None:
-            outputs = ops.mean(x, axis=(1, 2)) if pool_mode == "avg" else ops.max(x, axis=(1, 2))
-        else:
-            outputs = x
+        layout, inputs, stages, maps = encoder_graph(arguments)
+        decode_head = (SegFormerHeadTF(classes, embed_dims, decoder_dim, head_dropout, batch_norm_momentum,
+                                       batch_norm_epsilon, name="decode_head") if layout.with_top else None)
+        outputs = decode_head(maps) if decode_head is not None else encoder_output(maps, layout)
         kwargs.setdefault("name", "segformer")
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-
         # Public attributes in the same order as SegFormerPT: they define the canonical names.
         self.stages = stages
         self.decode_head = decode_head
-        self.pool_mode = pool_mode
-        self.num_features = int(embed_dims[-1])
-        self._store_config(arguments)
-        pruned = [f"stages.{i}" for i in range(count, len(levels))] + (["decode_head"] if features_only else [])
-        self._dv_init_features(levels, positions, pruned)
-
-    def _dv_checkpoint_layers(self) -> list:
-        return [block for stage in self.stages for block in stage.blocks]
-
-    def forward_features(self, x, training: bool = False) -> list:
-        """The encoder's stage maps ``[(B, H/4, W/4, C1), ..., (B, H/32, W/32, C4)]``."""
-        maps = []
-        for stage in self.stages:
-            x = stage(x, training=training)
-            maps.append(x)
-        return maps
+        self._dv_finish_encoder(arguments, layout, "decode_head")
