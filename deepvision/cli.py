@@ -102,11 +102,12 @@ def _onnx_options(args: argparse.Namespace) -> dict:
     from deepvision.conversion import ConversionError, detect_format, normalize_format
 
     options = {"layout": args.layout, "opset": args.opset, "input_shape": args.input_shape,
-               "dynamic_batch": False if args.static_batch else None, "verify": False if args.no_verify else None}
+               "dynamic_batch": False if args.static_batch else None,
+               "dynamic_size": True if args.dynamic_size else None, "verify": False if args.no_verify else None}
     options = {k: v for k, v in options.items() if v is not None}
     if options and (normalize_format(args.dst_format) or detect_format(args.dst, destination=True)) != "onnx":
-        raise ConversionError("--layout, --opset, --input-shape, --static-batch and --no-verify apply to .onnx "
-                              "destinations only.")
+        raise ConversionError("--layout, --opset, --input-shape, --static-batch, --dynamic-size and --no-verify "
+                              "apply to .onnx destinations only.")
     if "input_shape" in options:
         try:
             options["input_shape"] = tuple(int(d) for d in options["input_shape"].replace("x", ",").split(","))
@@ -221,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, help="ONNX: opset version (default: the exporter's)")
     p.add_argument("--input-shape", help="ONNX: input size H,W,C (default: the model's config)")
     p.add_argument("--static-batch", action="store_true", help="ONNX: fix the batch size at 1")
+    p.add_argument("--dynamic-size", action="store_true", help="ONNX: symbolic height and width (e.g. SegFormer)")
     p.add_argument("--no-verify", action="store_true", help="ONNX: skip the onnxruntime comparison")
     p.set_defaults(func=_convert)
 

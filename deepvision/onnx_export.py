@@ -17,7 +17,9 @@ Graph layout: ``layout="NCHW"`` (default) takes ``(batch, C, H, W)`` images like
 (feature maps) are channels-last too. Token inputs ``(batch, N, D)`` are the same in both layouts.
 The graph input is named ``input``; outputs ``output`` (or ``output_0``, ``output_1``, ... for a
 backbone's list of stage outputs). The batch dimension is symbolic (``batch``) unless
-``dynamic_batch=False`` (then it is 1).
+``dynamic_batch=False`` (then it is 1). With ``dynamic_size=True`` the height and width of an image
+input are symbolic too (``height``, ``width``; e.g. SegFormer, whose logits follow the input size),
+and the file is checked at the example size and at a second, non-square one.
 
 ``metadata_props`` of the file (all values strings, JSON where noted):
 
@@ -34,6 +36,8 @@ key                                  value
 ``deepvision.source_backend``        backend the weights came from (``tensorflow``/``pytorch``)
 ``deepvision.layout``                ``NCHW`` or ``NHWC``
 ``deepvision.input_shape``           example input size without batch, channels-last (JSON)
+``deepvision.dynamic_size``          with symbolic height and width: the smallest sizes the graph
+                                     is valid for, ``{"min_height": h, "min_width": w}`` (JSON)
 ``deepvision.initializer_map``       ``{onnx initializer: canonical name}`` (JSON), see below
 ``deepvision.folded_initializers``   ``{onnx initializer: canonical name}`` of tensors the exporter
                                      changed (e.g. a conv with a BatchNorm folded into it) (JSON)
@@ -140,6 +144,7 @@ def export_onnx(
     *,
     input_shape: Sequence[int] | None = None,
     dynamic_batch: bool = True,
+    dynamic_size: bool = False,
     opset: int | None = None,
     layout: str = "NCHW",
     verify: bool = True,
@@ -154,8 +159,11 @@ def export_onnx(
         input_shape: the example input size without batch, backend-neutral channels-last:
             ``(H, W, C)`` for images, ``(N, D)`` for tokens. Default: the model's config
             ``input_shape`` (``None`` sizes become 224), else 224x224x3. Spatial sizes are fixed in
-            the graph; the model must accept this size.
+            the graph (unless ``dynamic_size``); the model must accept this size.
         dynamic_batch: a symbolic batch dimension (checked at batch 1 and 3); ``False`` fixes it at 1.
+        dynamic_size: symbolic height and width of an image input, checked at ``input_shape`` and
+            at ``(H + 32, W + 16)``; the model must accept any size (SegFormer, convolutional
+            backbones, ViT with ``dynamic_img_size``).
         opset: ONNX opset version; ``None`` is the exporter's default.
         layout: ``"NCHW"`` (PyTorch's) or ``"NHWC"`` (Keras's: input and 4-D outputs channels-last).
         verify: run ``onnx.checker`` and compare onnxruntime with the source model.
@@ -174,6 +182,8 @@ def export_onnx(
 
     source = _resolve_source(model_or_portable_path)
     shape = _resolve_input_shape(input_shape, source)
+    if dynamic_size and len(shape) != 3:
+        raise OnnxExportError(f"dynamic_size applies to image inputs (H, W, C); this input is {list(shape)}.")
     model = source.torch_model
     _check_float32(model)
     was_training = model.training
@@ -191,10 +201,12 @@ def export_onnx(
                 ) from err
         output_names = ["output"] if len(outputs) == 1 else [f"output_{i}" for i in range(len(outputs))]
         start = time.perf_counter()
-        program = _torch_export(module, example, dynamic_batch, opset, output_names, source)
+        program, min_size = _torch_export(module, example, dynamic_batch, dynamic_size, layout, opset, output_names,
+                                          source)
         seconds = time.perf_counter() - start
-        _set_metadata(program, source, module, model, layout, shape)
-        _save_checked(program, Path(path), lambda tmp: _verify_file(tmp, source, shape, layout, dynamic_batch,
+        _set_metadata(program, source, module, model, layout, shape, min_size)
+        sizes = _check_shapes(shape, dynamic_size)
+        _save_checked(program, Path(path), lambda tmp: _verify_file(tmp, source, sizes, layout, dynamic_batch,
                                                                     rtol, verify))
         logger.info("deepvision: exported %s to %s in %.1f s", _label(source), path, seconds)
     finally:
@@ -213,7 +225,8 @@ def verify_onnx(
     """Compare an exported ONNX file with a model (or portable checkpoint) on seeded random inputs.
 
     The layout and input size are read from the file (``deepvision.layout`` metadata and the graph
-    input). ``batch_sizes`` defaults to ``(1, 3)`` for a symbolic batch dimension, else the fixed one.
+    input; for symbolic height and width, ``deepvision.input_shape`` and a second size as at export).
+    ``batch_sizes`` defaults to ``(1, 3)`` for a symbolic batch dimension, else the fixed one.
     Returns the report; it does not raise on a mismatch (see ``report.ok``).
     """
     _require_onnx_stack()
@@ -228,6 +241,9 @@ def verify_onnx(
         shape = (dims[2], dims[3], dims[1])
     else:
         shape = tuple(dims[1:])
+    dynamic_size = len(shape) == 3 and None in shape[:2]
+    if dynamic_size:
+        shape = tuple(json.loads(meta["deepvision.input_shape"]))
     if batch_sizes is None:
         batch_sizes = (1, 3) if dims[0] is None else (dims[0],)
     source = _resolve_source(model_or_portable_path, need_torch=False)
@@ -236,7 +252,7 @@ def verify_onnx(
     if source.reference_backend == "pytorch":
         model.eval()
     try:
-        return _compare(onnx_path, source, shape, layout, batch_sizes, rtol, seed)
+        return _compare(onnx_path, source, _check_shapes(shape, dynamic_size), layout, batch_sizes, rtol, seed)
     finally:
         if source.reference_backend == "pytorch":
             model.train(was_training)
@@ -436,26 +452,104 @@ def _quiet_exporter() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def _torch_export(module: Any, example: np.ndarray, dynamic_batch: bool, opset: int | None,
-                  output_names: list[str], source: _Source) -> Any:
+def _check_shapes(shape: tuple[int, ...], dynamic_size: bool) -> list[tuple[int, ...]]:
+    """Input sizes an export is checked at: the example, and for symbolic H, W a second, non-square one."""
+    if not dynamic_size:
+        return [shape]
+    return [shape, (shape[0] + 32, shape[1] + 16, *shape[2:])]
+
+
+def _torch_export(module: Any, example: np.ndarray, dynamic_batch: bool, dynamic_size: bool, layout: str,
+                  opset: int | None, output_names: list[str], source: _Source) -> tuple[Any, list[int] | None]:
+    """The ONNX program, and with ``dynamic_size`` the smallest (height, width) it is valid for."""
     import torch
 
-    dynamic_shapes = ({0: torch.export.Dim("batch", min=1)},) if dynamic_batch else None
+    dims: dict[int, Any] = {0: torch.export.Dim("batch", min=1)} if dynamic_batch else {}
+    spatial = (2, 3) if layout == "NCHW" else (1, 2)
+    if dynamic_size:
+        # DYNAMIC, not a fixed range: torch.export narrows the range itself (it specialises sizes
+        # that make an inner grid 1, e.g. SegFormer's reduced keys) and fails if it must fix a size.
+        dims.update({axis: torch.export.Dim.DYNAMIC for axis in spatial})
+    dynamic_shapes = (dims,) if dims else None
+    args = (torch.from_numpy(example),)
+    min_size = None
     try:
         with _quiet_exporter():
+            model: Any = module
+            if dynamic_size:
+                # Export first, so that a size the model fixes is an error here, not a silent
+                # fallback of torch.onnx.export to a static graph.
+                model = torch.export.export(module, args, dynamic_shapes=dynamic_shapes)
+                min_size = _minimum_sizes(model, spatial)
             program = torch.onnx.export(
-                module, (torch.from_numpy(example),), dynamo=True, dynamic_shapes=dynamic_shapes,
+                model, args, dynamo=True, dynamic_shapes=None if dynamic_size else dynamic_shapes,
                 input_names=[INPUT_NAME], output_names=output_names, opset_version=opset, verbose=False,
                 optimize=True,
             )
+    except OnnxExportError:
+        raise
     except Exception as err:
         hint = " If the model fixes its batch size, try dynamic_batch=False." if dynamic_batch else ""
+        if dynamic_size:
+            hint += " If the model needs a fixed input size, leave dynamic_size off."
         raise OnnxExportError(
             f"torch.onnx.export (dynamo) failed for {_label(source)}: {type(err).__name__}: {_first_line(err)}.{hint}"
         ) from err
     if program is None:  # only the deprecated TorchScript path returns None
         raise OnnxExportError("torch.onnx.export returned no program; torch >= 2.5 with onnxscript is needed.")
-    return program
+    names = {0: "batch"} if dynamic_batch else {}
+    if dynamic_size:
+        names.update(dict(zip(spatial, ("height", "width"))))
+    _name_input_dims(program, names)
+    return program, min_size
+
+
+def _minimum_sizes(exported: Any, spatial: tuple[int, int]) -> list[int]:
+    """The smallest height and width an exported program's range constraints allow; an error when
+    they also set a largest one (the traced code path holds only for a band of sizes)."""
+    import sympy
+    import torch
+    from torch.utils._sympy.numbers import int_oo
+
+    placeholder = next(n for n in exported.graph.nodes
+                       if n.op == "placeholder" and n.name == exported.graph_signature.user_inputs[0])
+    ranges = []
+    for axis, what in zip(spatial, ("height", "width")):
+        dim = placeholder.meta["val"].shape[axis]
+        if not isinstance(dim, torch.SymInt):
+            raise OnnxExportError(f"the model fixes its input {what} at {dim}: it cannot take other sizes.")
+        bounds = exported.range_constraints[dim.node.expr]
+        ranges.append((what, int(bounds.lower), None if bounds.upper in (int_oo, sympy.oo) else int(bounds.upper)))
+    bounded = [f"{what} {lo}..{hi}" for what, lo, hi in ranges if hi is not None]
+    if bounded:
+        raise OnnxExportError(
+            f"torch.export proves the graph only for {' and '.join(bounded)}: at this example size an inner grid "
+            "is 1x1 (e.g. SegFormer's reduced keys), a size it specialises. Export at a larger input_shape, or "
+            "leave dynamic_size off."
+        )
+    return [lo for _, lo, _ in ranges]
+
+
+def _name_input_dims(program: Any, names: dict[int, str]) -> None:
+    """Rename the exporter's symbols (``s53``) of the input's dims, wherever a shape mentions them."""
+    import re
+
+    import onnx_ir as ir
+
+    graph = program.model.graph
+    shape = graph.inputs[0].shape
+    renames = {str(shape[axis]): name for axis, name in names.items()
+               if axis < len(shape) and isinstance(shape[axis], ir.SymbolicDim) and shape[axis].value}
+    if not renames:
+        return
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, renames)) + r")\b")
+    values = [*graph.inputs, *graph.outputs, *(out for node in graph.all_nodes() for out in node.outputs)]
+    for value in values:
+        if value.shape is None:
+            continue
+        for i, dim in enumerate(value.shape):
+            if isinstance(dim, ir.SymbolicDim) and dim.value and pattern.search(dim.value):
+                value.shape[i] = ir.SymbolicDim(pattern.sub(lambda m: renames[m.group(1)], dim.value))
 
 
 def _initializer_maps(program: Any, module: Any, model: Any) -> tuple[dict[str, str], dict[str, str]]:
@@ -480,7 +574,7 @@ def _initializer_maps(program: Any, module: Any, model: Any) -> tuple[dict[str, 
 
 
 def _set_metadata(program: Any, source: _Source, module: Any, model: Any, layout: str,
-                  shape: tuple[int, ...]) -> None:
+                  shape: tuple[int, ...], min_size: list[int] | None = None) -> None:
     meta = source.metadata
     mapped, changed = _initializer_maps(program, module, model)
     schema = meta.get("schema")
@@ -495,11 +589,17 @@ def _set_metadata(program: Any, source: _Source, module: Any, model: Any, layout
         "deepvision.source_backend": meta.get("source_backend"),
         "deepvision.layout": layout,
         "deepvision.input_shape": json.dumps(list(shape)),
+        "deepvision.dynamic_size": json.dumps({"min_height": min_size[0], "min_width": min_size[1]})
+        if min_size else None,
         "deepvision.initializer_map": json.dumps(mapped),
         "deepvision.folded_initializers": json.dumps(changed),
     }
     program.model.metadata_props.update({k: str(v) for k, v in props.items() if v is not None})
-    dims = ", ".join(map(str, _graph_shape(shape, layout)))
+    graph_shape = _graph_shape(shape, layout)
+    if min_size:
+        named = dict(zip((1, 2) if layout == "NCHW" else (0, 1), ("height", "width")))
+        graph_shape = tuple(named.get(i, d) for i, d in enumerate(graph_shape))
+    dims = ", ".join(map(str, graph_shape))
     program.model.doc_string = (
         f"deepvision {meta.get('architecture') or type(model).__name__}: input {INPUT_NAME!r} (batch, {dims}), "
         f"layout {layout}; exported by deepvision {__version__} through PyTorch."
@@ -542,7 +642,7 @@ def _save_checked(program: Any, path: Path, check: Callable[[Path], None]) -> No
 # ----------------------------------------------------------------------------------------------
 # Verification
 # ----------------------------------------------------------------------------------------------
-def _verify_file(file: Path, source: _Source, shape: tuple[int, ...], layout: str, dynamic_batch: bool,
+def _verify_file(file: Path, source: _Source, shapes: list[tuple[int, ...]], layout: str, dynamic_batch: bool,
                  rtol: float, verify: bool) -> None:
     if not verify:
         return
@@ -552,7 +652,7 @@ def _verify_file(file: Path, source: _Source, shape: tuple[int, ...], layout: st
         onnx.checker.check_model(str(file))
     except onnx.checker.ValidationError as err:
         raise OnnxExportError(f"the exported graph of {_label(source)} fails onnx.checker: {_first_line(err)}") from err
-    report = _compare(file, source, shape, layout, (1, 3) if dynamic_batch else (1,), rtol, seed=0)
+    report = _compare(file, source, shapes, layout, (1, 3) if dynamic_batch else (1,), rtol, seed=0)
     logger.info("deepvision: onnxruntime vs %s source\n%s", source.reference_backend, report)
     if not report.ok:
         raise OnnxExportError(
@@ -562,7 +662,7 @@ def _verify_file(file: Path, source: _Source, shape: tuple[int, ...], layout: st
         )
 
 
-def _compare(file: str | os.PathLike, source: _Source, shape: tuple[int, ...], layout: str,
+def _compare(file: str | os.PathLike, source: _Source, shapes: Sequence[tuple[int, ...]], layout: str,
              batch_sizes: Sequence[int], rtol: float, seed: int) -> OnnxReport:
     import onnxruntime as ort
 
@@ -570,8 +670,8 @@ def _compare(file: str | os.PathLike, source: _Source, shape: tuple[int, ...], l
     input_name = session.get_inputs()[0].name
     output_names = [o.name for o in session.get_outputs()]
     report = OnnxReport(rtol)
-    image = len(shape) == 3
-    for batch in batch_sizes:
+    image = len(shapes[0]) == 3
+    for shape, batch in ((shape, batch) for shape in shapes for batch in batch_sizes):
         x = np.random.default_rng(seed + batch).standard_normal((batch, *shape)).astype(np.float32)
         feed = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if (image and layout == "NCHW") else x
         got = session.run(None, {input_name: feed})

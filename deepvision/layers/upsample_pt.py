@@ -10,4 +10,6 @@ import torch.nn.functional as F
 
 def resize_bilinear(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, size[0], size[1]); ``align_corners=False`` (half-pixel centres), no antialias."""
-    return F.interpolate(x, size=(int(size[0]), int(size[1])), mode="bilinear", align_corners=False)
+    # Symbolic sizes stay symbolic (torch.export / ONNX with dynamic height and width).
+    size = tuple(s if isinstance(s, torch.SymInt) else int(s) for s in size[:2])
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)

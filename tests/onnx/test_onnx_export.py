@@ -172,9 +172,10 @@ def test_cli_onnx_flags_reach_the_exporter(cli_export, tmp_path, monkeypatch, ca
 
     monkeypatch.setattr(onnx_export, "export_onnx", fake)
     argv = ["convert", str(cli_export["ckpt"]), str(tmp_path / "m.onnx"), "--layout", "nhwc", "--opset", "18",
-            "--input-shape", "34,46,3", "--static-batch", "--no-verify"]
+            "--input-shape", "34,46,3", "--static-batch", "--dynamic-size", "--no-verify"]
     assert main(argv) == 0 and "wrote" in capsys.readouterr().out
-    assert seen == {"layout": "NHWC", "opset": 18, "input_shape": (34, 46, 3), "dynamic_batch": False, "verify": False}
+    assert seen == {"layout": "NHWC", "opset": 18, "input_shape": (34, 46, 3), "dynamic_batch": False,
+                    "dynamic_size": True, "verify": False}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -341,3 +342,47 @@ def test_every_model_family_exports_and_matches_onnxruntime(family, tmp_path):
     assert json.loads(props["deepvision.preprocessing"])["input_size"] == list(shape)
     mapped = _check_initializer_map(out, pt_model)
     assert "head.kernel" in mapped.values()
+
+
+# ----------------------------------------------------------------------------------------------
+# SegFormer with symbolic batch, height and width (its logits follow the input size)
+# ----------------------------------------------------------------------------------------------
+def test_segformer_exports_with_dynamic_height_and_width(tmp_path):
+    # The small reference encoder, built for any input size.
+    config = dict(get_architecture("SegFormer").reference_config, input_shape=[None, None, 3])
+    keras_model = build_from_neutral_config("SegFormer", config, "tensorflow")
+    testing.randomize_weights(keras_model, seed=3)
+    ckpt = save_portable(keras_model, tmp_path / "segformer.safetensors")
+    # Checked at 67x93 and 99x109. At the reference 37x45 the last stages' key grids are 1x1, a size
+    # torch.export specialises: that would fix the input size, which export_onnx refuses.
+    out = export_onnx(ckpt, tmp_path / "segformer.onnx", input_shape=(67, 93, 3), dynamic_size=True)
+
+    graph = onnx.load(str(out)).graph
+    assert [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == \
+        ["batch", 3, "height", "width"]
+    out_dims = [d.dim_param or d.dim_value for d in graph.output[0].type.tensor_type.shape.dim]
+    assert out_dims[:2] == ["batch", config["classes"]] and "height" in out_dims[2] and "width" in out_dims[3]
+    limits = json.loads(_props(out)["deepvision.dynamic_size"])
+    assert 2 <= limits["min_height"] <= 67 and 2 <= limits["min_width"] <= 93
+    # A third size, odd and never seen at export: the patch convolutions floor, so do the logits.
+    x = _images(2, (max(50, limits["min_height"]), max(71, limits["min_width"]), 3), seed=11)
+    (got,) = _run(out, np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    want = testing.forward(keras_model, x).transpose(0, 3, 1, 2)
+    assert got.shape == want.shape == (2, config["classes"], (x.shape[1] - 1) // 4 + 1, (x.shape[2] - 1) // 4 + 1)
+    assert testing.max_relative_error(got, want) < RTOL
+    report = verify_onnx(out, keras_model)  # the two export sizes, batches 1 and 3
+    assert report.ok and {c.shape[2:] for c in report.checks} == {(17, 24), (25, 28)}, str(report)
+
+
+def test_a_model_that_fixes_its_size_is_refused_with_dynamic_size(tmp_path):
+    config = dict(get_architecture("SegFormer").reference_config)  # 37x45: 1x1 key grids, see above
+    model = build_from_neutral_config("SegFormer", config, "pytorch")
+    with pytest.raises(OnnxExportError, match=r"proves the graph only for .*\d+\.\.\d+.*larger input_shape"):
+        export_onnx(model, tmp_path / "x.onnx", dynamic_size=True)
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_dynamic_size_needs_an_image_input(tmp_path):
+    block = build("TransformerEncoder", "pytorch", project_dim=16, mlp_dim=32, num_heads=4)
+    with pytest.raises(OnnxExportError, match="dynamic_size applies to image inputs"):
+        export_onnx(block, tmp_path / "x.onnx", input_shape=(5, 16), dynamic_size=True)
