@@ -28,16 +28,43 @@ def _is_in_memory_pair(dataset: Any) -> bool:
             and len(dataset[0].shape) >= 2 and int(dataset[0].shape[0]) == int(dataset[1].shape[0]))
 
 
-def _labels_of(batch_labels: Any) -> np.ndarray:
-    """Class ids (B,) from integer labels (B,) / (B, 1) or one-hot / probability rows (B, K)."""
+def _labels_of(batch_labels: Any, ignore_index: int | None = 255, background: int | None = None) -> np.ndarray:
+    """Class ids (B,) from integer labels (B,) / (B, 1), one-hot / probability rows (B, K), or
+    segmentation masks (B, H, W) (also (B, H, W, 1) / (B, 1, H, W)).
+
+    A mask's id is its most frequent class, ignoring ``ignore_index`` pixels and, when the mask
+    has any other class, the ``background`` class.
+    """
     labels = to_numpy(batch_labels)
+    if labels.ndim == 4 and 1 in (labels.shape[1], labels.shape[-1]):
+        labels = labels.reshape(labels.shape[0], *[d for d in labels.shape[1:] if d != 1][:2])
+    if labels.ndim == 3:
+        return np.array([_dominant_class(mask, ignore_index, background) for mask in labels], dtype=np.int64)
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
     elif labels.ndim == 2:
         labels = labels.argmax(axis=1)
     if labels.ndim != 1:
-        raise ValueError(f"Labels must be (B,), (B, 1) or one-hot (B, K); got shape {labels.shape}")
+        raise ValueError(f"Labels must be (B,), (B, 1), one-hot (B, K) or masks (B, H, W); got shape {labels.shape}")
     return labels.astype(np.int64)
+
+
+def _dominant_class(mask: np.ndarray, ignore_index: int | None, background: int | None) -> int:
+    values, counts = np.unique(mask.astype(np.int64), return_counts=True)
+    keep = values != ignore_index if ignore_index is not None else np.ones_like(values, dtype=bool)
+    if background is not None and np.any(keep & (values != background)):
+        keep &= values != background
+    if not np.any(keep):
+        raise ValueError(f"A mask has only ignore_index ({ignore_index}) pixels: it has no class to colour by.")
+    return int(values[keep][np.argmax(counts[keep])])
+
+
+def _has_dense_head(model: Any) -> bool:
+    # A dense-prediction model (SegFormer: per-pixel logits from a decode head) with an encoder to pool.
+    return getattr(model, "decode_head", None) is not None and hasattr(model, "forward_features")
+
+
+FEATURE_MODES = ("auto", "output", "pooled")
 
 
 class FeatureAnalyzer:
@@ -59,6 +86,16 @@ class FeatureAnalyzer:
         backend: ``"tensorflow"`` or ``"pytorch"`` (aliases accepted); defaults to the model's.
         random_state: seed of PCA and t-SNE.
         batch_size: batch size for in-memory arrays.
+        features: ``"output"``: the model's output flattened to (B, D); ``"pooled"``: the spatial
+            mean of the last encoder map (``model.forward_features(x)[-1]``, (B, C)), or of the
+            model's own 4-D output when it has no ``forward_features``; ``"auto"`` (default):
+            ``"pooled"`` for segmentation models (a ``decode_head`` over an encoder, e.g.
+            SegFormer), else ``"output"``.
+        ignore_index: mask value left out when segmentation masks are the labels (see below).
+        background: the background class of masks (e.g. 0), skipped when a mask has other classes.
+
+    Labels may be class ids, one-hot rows, or segmentation masks (B, H, W): a mask's label is its
+    most frequent class (``ignore_index`` pixels and, where others exist, ``background`` left out).
 
     Features are extracted once, in inference mode (``training=False`` in Keras; ``eval()`` and
     ``torch.no_grad()`` in PyTorch, the previous train/eval state restored), and cached until the
@@ -67,13 +104,20 @@ class FeatureAnalyzer:
 
     def __init__(self, model: Any, dataset: Any, limit_batches: int = -1,
                  classnames: Sequence[str] | None = None, backend: str | None = None,
-                 random_state: int | None = 42, batch_size: int = 32) -> None:
+                 random_state: int | None = 42, batch_size: int = 32, features: str = "auto",
+                 ignore_index: int | None = 255, background: int | None = None) -> None:
         if not isinstance(limit_batches, (int, np.integer)) or (limit_batches != -1 and limit_batches < 1):
             raise ValueError(f"limit_batches must be -1 (all batches) or a positive int; got {limit_batches!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive; got {batch_size}")
+        if features not in FEATURE_MODES:
+            raise ValueError(f"features must be one of {FEATURE_MODES}; got {features!r}")
         self.model = model
         self.dataset = dataset
+        #: What is extracted: "output" or "pooled" ("auto" resolved for this model).
+        self.feature_mode = ("pooled" if _has_dense_head(model) else "output") if features == "auto" else features
+        self.ignore_index = ignore_index
+        self.background = background
         self.limit_batches = int(limit_batches)
         self.classnames = list(classnames) if classnames is not None else None
         self.backend = resolve_model_backend(model, backend)
@@ -132,8 +176,23 @@ class FeatureAnalyzer:
             length = len(data)
         return data, length
 
+    def _pooled(self, x: Any, channels_axis: int, call: Any) -> np.ndarray:
+        """Spatial mean of the last encoder map (or of the 4-D output): (B, C)."""
+        if hasattr(self.model, "forward_features"):
+            maps = self.model.forward_features(x)
+            fmap = to_numpy(maps[-1] if isinstance(maps, (list, tuple)) else maps)
+        else:
+            fmap = to_numpy(model_output_tensor(call(x)))
+        if fmap.ndim != 4:
+            raise ValueError(f"features='pooled' needs a 4-D feature map; the model gives shape {fmap.shape}. "
+                             "Use features='output'.")
+        spatial = (1, 2) if channels_axis == -1 else (2, 3)
+        return fmap.mean(axis=spatial)
+
     def _forward_keras(self, images: Any) -> np.ndarray:
         x = images if is_tf_tensor(images) else to_numpy(images)
+        if self.feature_mode == "pooled":
+            return self._pooled(x, -1, lambda t: self.model(t, training=False))
         return to_numpy(model_output_tensor(self.model(x, training=False)))
 
     def _forward_torch(self, images: Any) -> np.ndarray:
@@ -144,6 +203,8 @@ class FeatureAnalyzer:
         x = images if is_torch_tensor(images) else torch.from_numpy(np.ascontiguousarray(to_numpy(images)))
         device, dtype = _module_device_dtype(self.model)
         x = x.to(device=device, dtype=dtype)
+        if self.feature_mode == "pooled":
+            return self._pooled(x, 1, self.model)
         return to_numpy(model_output_tensor(self.model(x)))
 
     @contextlib.contextmanager
@@ -166,7 +227,8 @@ class FeatureAnalyzer:
         """Run the model over the dataset (in inference mode) and cache the features.
 
         Returns:
-            ``(features, labels)``: float32 (N, D) flattened model outputs and int64 (N,) class ids.
+            ``(features, labels)``: float32 (N, D) features (flattened outputs, or pooled encoder
+            maps with ``features="pooled"``) and int64 (N,) class ids.
         """
         from tqdm.auto import tqdm
 
@@ -187,7 +249,7 @@ class FeatureAnalyzer:
                 images, batch_labels = batch[0], batch[1]
                 output = forward(images)
                 batch_features = output.reshape(output.shape[0], -1).astype(np.float32)
-                batch_ids = _labels_of(batch_labels)
+                batch_ids = _labels_of(batch_labels, self.ignore_index, self.background)
                 if batch_ids.shape[0] != batch_features.shape[0]:
                     raise ValueError(
                         f"A batch has {batch_features.shape[0]} images but {batch_ids.shape[0]} labels."

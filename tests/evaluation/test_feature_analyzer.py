@@ -192,3 +192,52 @@ def test_write_demo_figures(tmp_path):
                                gradcam_count=4, max_iter=250, perplexity=10.0, progress=False)
     for path in paths.values():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# Segmentation models: pooled encoder features, labels from masks
+# ----------------------------------------------------------------------------------------------
+def test_mask_labels_are_the_dominant_class():
+    from deepvision.evaluation.feature_analyzer import _labels_of
+
+    masks = np.zeros((3, 4, 4), np.uint8)
+    masks[0, :3] = 2          # 12 pixels of class 2, 4 of background
+    masks[1, 0, 0] = 1        # one pixel of class 1, the rest background
+    masks[2] = 255            # ignore everywhere but one background pixel
+    masks[2, 0, 0] = 0
+    np.testing.assert_array_equal(_labels_of(masks), [2, 0, 0])
+    np.testing.assert_array_equal(_labels_of(masks, background=0), [2, 1, 0])
+    np.testing.assert_array_equal(_labels_of(masks[:, None]), [2, 0, 0])  # (B, 1, H, W)
+    with pytest.raises(ValueError, match="only ignore_index"):
+        _labels_of(np.full((1, 2, 2), 255))
+
+
+def test_segformer_features_are_pooled_encoder_maps_in_both_backends():
+    from deepvision import testing
+    from deepvision.portable import to_backend
+    from deepvision.registry import build_from_neutral_config, get_architecture
+    from deepvision.segmentation_demo import make_dataset
+
+    config = dict(get_architecture("SegFormer").reference_config, input_shape=[32, 32, 3])
+    keras_model = build_from_neutral_config("SegFormer", config, "tensorflow")
+    testing.randomize_weights(keras_model, seed=1)
+    torch_model = to_backend(keras_model, "pytorch")
+    images, masks = make_dataset(12, size=32, seed=3)
+
+    tf_analyzer = FeatureAnalyzer(keras_model, (images, masks), batch_size=5, background=0)
+    pt_analyzer = FeatureAnalyzer(torch_model, (images.transpose(0, 3, 1, 2).copy(), masks), batch_size=5,
+                                  background=0)
+    assert tf_analyzer.feature_mode == pt_analyzer.feature_mode == "pooled"
+    tf_features, tf_labels = tf_analyzer.extract_features(progress=False)
+    pt_features, pt_labels = pt_analyzer.extract_features(progress=False)
+    assert tf_features.shape == (12, config["embed_dims"][-1])  # one vector per image, not per pixel
+    np.testing.assert_allclose(tf_features, pt_features, rtol=1e-4, atol=1e-5)
+    want = np.asarray(keras_model.forward_features(images[:5])[-1]).mean(axis=(1, 2))
+    np.testing.assert_allclose(tf_features[:5], want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(tf_labels, pt_labels)
+    assert set(tf_labels) <= {1, 2, 3}  # every image has a shape, and background is skipped
+    # "output" keeps the old meaning: the flattened logits, one row per image.
+    logits = FeatureAnalyzer(keras_model, (images, masks), features="output", background=0)
+    assert logits.extract_features(progress=False)[0].shape == (12, 8 * 8 * config["classes"])
+    with pytest.raises(ValueError, match="features must be one of"):
+        FeatureAnalyzer(keras_model, (images, masks), features="tokens")
