@@ -13,6 +13,14 @@ pytest.importorskip("torch")
 pytest.importorskip("pytorch_lightning")
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.mark.subprocess
 def test_ddp_two_processes_match_single_process(tmp_path):
     import torch
@@ -27,9 +35,14 @@ def test_ddp_two_processes_match_single_process(tmp_path):
     init = save_portable(build_from_neutral_config("ViT", tiny_vit_config(16), "pytorch"), tmp_path / "init.safetensors")
     out = tmp_path / "ddp.safetensors"
     script = Path(ddp_script.__file__)
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run([sys.executable, str(script), "--init", str(init), "--out", str(out), "--devices", "2"],
-                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    # A port of our own: two runs on the default one (another DDP job on the machine) wait for each other.
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
+    try:
+        done = subprocess.run([sys.executable, str(script), "--init", str(init), "--out", str(out), "--devices", "2"],
+                              capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    except subprocess.TimeoutExpired as err:  # say where it stopped
+        tail = ((err.stdout or b"") + (err.stderr or b"")).decode(errors="replace")[-3000:]
+        pytest.fail(f"the DDP run did not finish in 300 s; its last output:\n{tail}")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "MEMBER: 2/2" in done.stdout + done.stderr  # Lightning's line for the second process
     # Epoch-level values are logged with sync_dist=True: no warning asking for it, nor tips.
