@@ -5,6 +5,13 @@ in both backends and in README.md's table), its canonical tensor names (equal in
 the checked-in schema, which evolves only by version bump and migration), its public factory, file
 formats and small-input parity. A new family joins by registering its architectures (with
 ``parameters=`` and a small ``reference_config``); its own test file tests only its own behaviour.
+
+Variants of a family share one implementation class per backend, so the default suite (``make
+test``) proves each check on representatives and leaves the repeats on the other variants to
+``make test-all`` (marker ``slow``): small-input parity, file formats and fit on one variant per
+implementation class (the generic entry when there is one; ResNet's bottleneck variant too, a
+different block), Keras's full-size count and names on the two smallest variants of each class.
+Counts in PyTorch (meta tensors, free), factories and schemas are checked on every variant.
 """
 
 from __future__ import annotations
@@ -40,15 +47,43 @@ SCHEMAS = ROOT / "schemas"
 MODELS = [name for name in deepvision.models.list_models() if get_architecture(name).family != "tests"]
 # Variants with a count: include_top=True, classes=1000 (the default config), Keras's count_params().
 COUNTED = [name for name in MODELS if get_architecture(name).parameters is not None]
-# Variants of a family share one implementation class per backend: file formats and fit are checked
-# on the first registered variant of each family, numbers and names on every variant.
-REPRESENTATIVES = {next(n for n in MODELS if get_architecture(n).family == f)
-                   for f in {get_architecture(n).family for n in MODELS}}
 
 
-def _per_model(names):
-    # One worker per model, and consecutive tests, so only one model pair is alive at a time.
-    return [pytest.param(n, marks=pytest.mark.xdist_group(f"contract-{n}")) for n in names]
+def _class_representatives() -> set[str]:
+    """One variant per implementation class: the generic entry if the class has one, else its
+    smallest variant; plus ResNet50V2, whose bottleneck blocks are another code path than ResNet18V2's."""
+    chosen: dict[str, str] = {}
+    for name in MODELS:
+        arch, current = get_architecture(name), chosen.get(get_architecture(name).pytorch)
+        if current is None or _rank(name) < _rank(current):
+            chosen[arch.pytorch] = name
+    return set(chosen.values()) | ({"ResNet50V2"} & set(MODELS))
+
+
+def _rank(name: str) -> tuple[int, int]:
+    arch = get_architecture(name)
+    return (1 if arch.fixed else 0, arch.parameters or 0)
+
+
+def _smallest_per_class(count: int) -> set[str]:
+    by_class: dict[str, list[str]] = {}
+    for name in COUNTED:
+        by_class.setdefault(get_architecture(name).pytorch, []).append(name)
+    return {n for names in by_class.values() for n in sorted(names, key=_rank)[:count]}
+
+
+# File formats, fit and small-input parity: these variants by default, every variant with `slow`.
+REPRESENTATIVES = _class_representatives()
+# Keras's full-size build costs up to 40 s (EfficientNetV2L): the two smallest of each class by default.
+KERAS_COUNTED = _smallest_per_class(2)
+
+
+def _per_model(names, default=None):
+    # One worker per model, and consecutive tests, so only one model pair is alive at a time; the
+    # variants outside `default` are repeats of the same code path, run by `make test-all`.
+    return [pytest.param(n, marks=[pytest.mark.xdist_group(f"contract-{n}")]
+                         + ([] if default is None or n in default else [pytest.mark.slow]))
+            for n in names]
 
 
 def _family_package(name: str):
@@ -159,7 +194,7 @@ def test_pytorch_parameter_count(name):
     assert sum(v.numel() for v in model.state_dict().values() if v.is_floating_point()) == expected
 
 
-@pytest.mark.parametrize("name", _per_model(COUNTED))
+@pytest.mark.parametrize("name", _per_model(COUNTED, KERAS_COUNTED))
 def test_keras_full_size_count_and_canonical_names(name):
     import keras
     import torch
@@ -193,7 +228,7 @@ def _calibration_shrink(name: str) -> tuple[str, ...]:
     return tuple(shrink.get(name, ())) if isinstance(shrink, dict) else tuple(shrink)
 
 
-@pytest.fixture(scope="module", params=_per_model(MODELS))
+@pytest.fixture(scope="module", params=_per_model(MODELS, REPRESENTATIVES))
 def pair(request):
     """A calibrated small PyTorch model (inference mode) and its Keras twin through the canonical format."""
     import keras
@@ -215,7 +250,7 @@ def pair(request):
 
 def _representative(name: str) -> None:
     if name not in REPRESENTATIVES:
-        pytest.skip("file formats and fit are checked on one variant per family (same implementation class)")
+        pytest.skip("file formats and fit are checked on one variant per implementation class")
 
 
 def _input_shape(name, config) -> tuple:
@@ -313,7 +348,9 @@ def test_keras_fit_runs_on_tf_data(pair):
     _classifier(name)
     model = build_from_neutral_config(name, config, "tensorflow")
     x = _inputs(name, config)
-    y = np.array([0, 1])
+    # Class ids per image, or per output pixel for segmentation models (logits (N, h, w, classes)).
+    logits_shape = testing.forward(model, x).shape
+    y = np.array([0, 1]) if len(logits_shape) == 2 else np.arange(np.prod(logits_shape[:3])).reshape(logits_shape[:3]) % 2
     model.compile(optimizer=keras.optimizers.SGD(0.01),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     history = model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(2), epochs=1, verbose=0)
