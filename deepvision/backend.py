@@ -6,11 +6,17 @@ time something asks for it through :func:`require_tensorflow` or :func:`require_
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import importlib.abc
+import importlib.util
 import logging
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from types import ModuleType
+from typing import Any
 
 TENSORFLOW = "tensorflow"
 PYTORCH = "pytorch"
@@ -69,12 +75,16 @@ def quiet_frameworks() -> None:
     kept. Level 2 hides INFO and WARNING (the CPU-instructions and oneDNN banners, XLA's "service
     initialized" lines) and keeps errors. Keras's saving code warns through absl's Python logger
     ("WARNING:absl:..."), which is lowered to errors the same way; nothing is imported here.
+    TensorFlow 2.21 writes two start-up lines (absl's "All log messages before absl::InitializeLog()"
+    and oneDNN's notice) before its logger reads that variable: an import hook takes them out of
+    stderr while ``tensorflow`` loads, whoever imports it; any other line it writes passes.
     """
     if verbose():
         return
     if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
         _QUIETED.add("TF_CPP_MIN_LOG_LEVEL")
+    _install_tensorflow_hook()
     absl_logger = logging.getLogger("absl")
     if absl_logger.level == logging.NOTSET:  # a level the user chose stays
         absl_logger.setLevel(logging.ERROR)
@@ -122,6 +132,7 @@ def set_verbose(on: bool = True) -> None:
         quiet_frameworks()
         return
     os.environ[VERBOSE_ENV] = "1"
+    _remove_tensorflow_hook()
     if "TF_CPP_MIN_LOG_LEVEL" in _QUIETED:
         os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
     if "absl" in _QUIETED:
@@ -145,6 +156,70 @@ def _import_or_explain(module: str, backend: str) -> ModuleType:
             f"backend={backend!r} needs the '{module}' package, which cannot be imported ({err}). "
             f"Install it with: pip install 'deepvision-toolkit[{_EXTRA[backend]}]'"
         ) from err
+
+
+# TensorFlow 2.21 logs these two lines through absl before its logger is set up, so
+# TF_CPP_MIN_LOG_LEVEL does not hide them (only TF_ENABLE_ONEDNN_OPTS=0 would, and costs speed).
+_BANNER = (b"All log messages before absl::InitializeLog() is called are written to STDERR",
+           b"oneDNN custom operations are on")
+
+
+@contextlib.contextmanager
+def _without_start_up_banner() -> Iterator[None]:
+    """Run the block with file descriptor 2 in a temporary file, then pass on every line but the banner."""
+    if verbose():
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (e.g. some notebook kernels): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().splitlines(keepends=True)
+                    if not any(needle in line for needle in _BANNER)]
+            if kept:
+                sys.stderr.write(b"".join(kept).decode(errors="replace"))
+                sys.stderr.flush()
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Loads ``tensorflow`` (whoever imports it first: deepvision, keras, the user) with its start-up
+    banner filtered out of stderr; installed by :func:`quiet_frameworks`, removed by verbose mode."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "tensorflow":
+            return None
+        _remove_tensorflow_hook()  # once: find the real spec without this finder
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        original = spec.loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            with _without_start_up_banner():
+                original(module)
+
+        spec.loader.exec_module = exec_module  # this spec's own loader instance
+        return spec
+
+
+def _install_tensorflow_hook() -> None:
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
+def _remove_tensorflow_hook() -> None:
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _QuietTensorFlowImport)]
 
 
 def require_tensorflow() -> ModuleType:

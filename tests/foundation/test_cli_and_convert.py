@@ -184,7 +184,8 @@ def test_to_backend_is_a_top_level_name():
 def _quiet_env() -> dict:
     import os
 
-    return {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "DEEPVISION_VERBOSE")}
+    # A user's environment: the suite's conftest turns oneDNN off, which would hide its banner.
+    return {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "DEEPVISION_VERBOSE")}
 
 
 def test_verbose_flag_and_variable_restore_the_frameworks_defaults():

@@ -31,7 +31,8 @@ def run(tmp_path_factory):
     from tests.training import quiet_fit_script
 
     out = tmp_path_factory.mktemp("quiet")
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "DEEPVISION_VERBOSE")}
+    # A user's environment: the suite's conftest turns oneDNN off, which would hide its banner.
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "DEEPVISION_VERBOSE")}
     env["CUDA_VISIBLE_DEVICES"] = ""
     done = subprocess.run([sys.executable, str(Path(quiet_fit_script.__file__)), str(out)], capture_output=True,
                           text=True, timeout=600, env=env, cwd=out)
