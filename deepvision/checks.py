@@ -85,6 +85,15 @@ def check_image(
     Raises:
         InputShapeError: naming the problem, the expected and the received shape.
     """
+    if channels is not None and min_size is None and multiple_of is None and size is None:
+        # The common case in every block's forward, answered without building tuples (8 us -> <1 us
+        # a call); a plain int only, so a symbolic size is never compared (no guard in torch.export).
+        try:
+            got = shape[1 if layout == CHANNELS_FIRST else 3] if len(shape) == 4 else None
+        except (TypeError, IndexError):
+            got = None
+        if type(got) is int and got == channels:
+            return
     dims = _shape(shape)
     if dims is None:
         return

@@ -36,16 +36,21 @@ class BatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
-        dims = [d for d in range(x.dim()) if d != 1]
+        # Keras: moving = moving * momentum + batch * (1 - momentum) with the *biased* batch variance;
+        # PyTorch's kernel updates with the unbiased one. Let the kernel compute the statistics once
+        # (a second pass over the activations made an EfficientNetV2B0 training step 29% slower than
+        # timm's) and turn its variance update into Keras's on the (C,) vectors:
+        # new = kept + m * unbiased = kept + m * biased * n / (n - 1), kept = old * (1 - m).
+        # The kernel updates a copy of the variance: autograd keeps the tensor it was given for the
+        # backward pass, so the buffer itself must not change after the call.
+        kept = self.running_var * (1.0 - self.momentum)
+        updated = self.running_var.clone()
+        y = F.batch_norm(x, self.running_mean, updated, self.weight, self.bias, True, self.momentum, self.eps)
+        count = x.numel() // x.shape[1]
         with torch.no_grad():
-            # Keras: moving = moving * momentum + batch * (1 - momentum), with the biased variance.
-            batch = x.detach().float()
-            mean = batch.mean(dims)
-            var = batch.var(dims, unbiased=False)
-            self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)
-            self.running_var.lerp_(var.to(self.running_var.dtype), self.momentum)
+            self.running_var.copy_(kept + (updated - kept) * ((count - 1) / count))
             self.num_batches_tracked.add_(1)
-        return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        return y
 
 
 def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
