@@ -107,11 +107,17 @@ class Activation(nn.Module):
     """An activation by Keras name: ``swish``/``silu``, ``relu``, ``gelu`` (exact, erf), ``gelu_tanh``,
     ``sigmoid``, ``hard_sigmoid``, ``tanh``, ``softmax`` (last axis), ``linear``/``None``."""
 
-    def __init__(self, activation: str | None = "linear") -> None:
+    def __init__(self, activation: str | None = "linear", inplace: bool = False) -> None:
         super().__init__()
         self.activation = activation_name(activation)
+        # Only for inputs nothing else reads (a conv or norm output private to a block): without
+        # gradients the result then overwrites its input, as timm's activations do, which saves an
+        # allocation and a pass through memory per activation.
+        self.inplace = bool(inplace) and self.activation in INPLACE
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.inplace and not torch.is_grad_enabled():
+            return INPLACE[self.activation](x)
         return FUNCTIONS[self.activation](x)
 
     def extra_repr(self) -> str:
@@ -130,4 +136,10 @@ FUNCTIONS = {
     "hard_sigmoid": lambda x: F.relu6(x + 3.0) / 6.0,
     "tanh": torch.tanh,
     "softmax": lambda x: torch.softmax(x, dim=-1),
+}
+# The same functions, overwriting their input (see Activation's ``inplace``).
+INPLACE = {
+    "relu": lambda x: F.relu(x, inplace=True),
+    "swish": lambda x: F.silu(x, inplace=True),
+    "sigmoid": torch.sigmoid_,
 }

@@ -23,7 +23,7 @@ class FusedMBConvPT(MBConvBlockPT):
         self._add_se(filters)
         # Without expansion the project conv is the block's only (kxk, strided) conv, with an activation.
         self._add_project(filters, 1 if expand else self.kernel_size, 1 if expand else self.strides)
-        self.project_act = None if expand else Activation(self.activation)
+        self.project_act = None if expand else Activation(self.activation, inplace=True)
 
     def _branch(self, x: torch.Tensor) -> torch.Tensor:
         x = self.project_bn(self.project_conv(self._se(self._expand(x))))

@@ -62,7 +62,7 @@ class MBConvBlockPT(nn.Module):
         if self.expand_ratio != 1:
             self.expand_conv = init_conv_(conv2d(self.input_filters, filters, kernel_size, strides, use_bias=False))
             self.expand_bn = self._bn(filters)
-            self.expand_act = Activation(self.activation)
+            self.expand_act = Activation(self.activation, inplace=True)
         else:
             self.expand_conv = self.expand_bn = self.expand_act = None
 
@@ -104,7 +104,7 @@ class MBConvPT(MBConvBlockPT):
         self._add_expand(filters, 1, 1)
         self.depthwise_conv = init_conv_(depthwise_conv2d(filters, self.kernel_size, self.strides, use_bias=False))
         self.depthwise_bn = self._bn(filters)
-        self.depthwise_act = Activation(self.activation)
+        self.depthwise_act = Activation(self.activation, inplace=True)
         self._add_se(filters)
         self._add_project(filters, 1, 1)
 

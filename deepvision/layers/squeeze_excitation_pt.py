@@ -44,9 +44,9 @@ class SqueezeExcitationPT(nn.Module):
         self.activation = activation
         self.gate_activation = gate_activation
         self.conv_reduce = init_conv_(conv2d(filters, bottleneck_filters, 1))
-        self.act = Activation(activation)
+        self.act = Activation(activation, inplace=True)
         self.conv_expand = init_conv_(conv2d(bottleneck_filters, filters, 1))
-        self.gate = Activation(gate_activation)
+        self.gate = Activation(gate_activation, inplace=True)
 
     def check_input(self, shape) -> None:
         """Raise ``deepvision.checks.InputShapeError`` unless ``shape`` is ``(N, filters, H, W)``."""
