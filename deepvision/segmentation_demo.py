@@ -222,6 +222,9 @@ def run(args: argparse.Namespace) -> int:
                                        torch.from_numpy(y_train.astype(np.int64))),
         batch_size=args.batch_size, shuffle=True, generator=torch.Generator().manual_seed(args.seed))
     print(f"[4/5] Lightning Trainer.fit ({args.fine_tune_epochs} epochs) {clock()}")
+    from deepvision.demo import _quiet_lightning
+
+    _quiet_lightning()  # no accelerator banner, no "max_epochs reached", as the other demos
     trainer = pl.Trainer(accelerator="cpu", max_epochs=args.fine_tune_epochs, logger=False,
                          enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=False,
                          default_root_dir=out)
