@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--task", default="nerf", choices=["nerf"], help=argparse.SUPPRESS)
     parser.add_argument("--data", default=None, help="a tiny NeRF .npz (images, poses, focal); default: a synthetic scene")
-    parser.add_argument("--steps", type=int, default=300, help="training steps in each backend (default: 300)")
+    parser.add_argument("--steps", type=int, default=200, help="training steps in each backend (default: 200)")
     parser.add_argument("--backend-order", default="tensorflow,pytorch",
                         help="the first and the second training backend (default: tensorflow,pytorch)")
     parser.add_argument("--out", default="demo-output/nerf", help="output folder (default: ./demo-output/nerf)")
