@@ -13,6 +13,10 @@ pytest.importorskip("torch")
 pytest.importorskip("pytorch_lightning")
 
 
+_DISTRIBUTED_ENV = ("LOCAL_RANK", "RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "NODE_RANK", "GROUP_RANK",
+                    "MASTER_ADDR", "MASTER_PORT")
+
+
 def _free_port() -> int:
     import socket
 
@@ -35,8 +39,11 @@ def test_ddp_two_processes_match_single_process(tmp_path):
     init = save_portable(build_from_neutral_config("ViT", tiny_vit_config(16), "pytorch"), tmp_path / "init.safetensors")
     out = tmp_path / "ddp.safetensors"
     script = Path(ddp_script.__file__)
-    # A port of our own: two runs on the default one (another DDP job on the machine) wait for each other.
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
+    # The process-group variables a DDP run in this pytest process left behind (the docs test runs
+    # TRAINING.md's strategy="ddp" in-process) would tell Lightning the script is an already launched
+    # rank: it would then wait for a second rank it never starts. And a port of our own.
+    env = {k: v for k, v in os.environ.items() if k not in _DISTRIBUTED_ENV and not k.startswith(("PL_", "TORCHELASTIC"))}
+    env.update({"CUDA_VISIBLE_DEVICES": "", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())})
     try:
         done = subprocess.run([sys.executable, str(script), "--init", str(init), "--out", str(out), "--devices", "2"],
                               capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
