@@ -188,8 +188,17 @@ def _run_blocks(path: Path, tmp: Path, namespace: dict) -> None:
 
 @pytest.mark.parametrize("name", ["README.md", "TRAINING.md"])
 def test_python_and_console_blocks_run(name, tmp_path, monkeypatch):
+    import os
+
     (path,) = [p for p in DOCS if p.name == name]
-    _run_file(path, tmp_path, monkeypatch)
+    saved = dict(os.environ)
+    try:
+        _run_file(path, tmp_path, monkeypatch)
+    finally:
+        # A documented DDP run sets LOCAL_RANK, WORLD_SIZE, MASTER_* in this process: later tests
+        # (and their subprocesses) must not inherit them.
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def test_docs_without_runnable_blocks_are_listed():
