@@ -32,7 +32,7 @@ import deepvision
 from deepvision import testing
 from deepvision.adapters import count_params, slots_by_name
 from deepvision.parity import check_parity
-from deepvision.portable import load_portable, save_portable, to_backend
+from deepvision.portable import load_into, load_portable, save_portable, to_backend
 from deepvision.registry import (
     build_from_neutral_config,
     constructor_arguments,
@@ -328,6 +328,55 @@ def test_torch_state_dict_and_portable_reload(pair, tmp_path):
         if get_architecture(name).preprocessing:
             assert ckpt.metadata["preprocessing"], "preprocessing facts travel with the checkpoint"
     assert check_parity(load_portable(path, backend="tensorflow"), pt_model, inputs=x).ok
+
+
+def test_pytorch_channels_last_memory_format(pair, tmp_path):
+    """``model.to(memory_format=torch.channels_last)`` on a channels_last input (timm's
+    ``--channels-last``; faster convolutions on GPUs) computes the same outputs and gradients, and
+    the portable file moves weights in and out of such a model unchanged."""
+    import copy
+
+    import torch
+
+    import interchange
+
+    name, config, _, pt_model = pair
+    if len(_input_shape(name, config)) != 3:
+        pytest.skip(f"{name} does not take images")
+    plain = copy.deepcopy(pt_model)
+    fast = copy.deepcopy(pt_model).to(memory_format=torch.channels_last)
+    # Not a no-op: the 4-D weights really are stored channels-last now.
+    strided = lambda model: any(p.dim() == 4 and p.shape[1] > 1 and not p.is_contiguous()  # noqa: E731
+                                for p in model.parameters())
+    assert strided(fast)
+    x = _inputs(name, config)
+    upstream = np.random.default_rng(2).normal(size=np.shape(testing.forward(plain, x))).astype(np.float32)
+    expected, expected_grads = testing.gradients(plain, x, upstream, training=False)
+    got, grads = testing.gradients(fast, x, upstream, training=False)
+    assert testing.max_relative_error(got, expected) <= 1e-5
+    # Gradients against float64: some are float32 rounding noise (a first attention block's query in
+    # MiT: 1e-7, relative error O(1) between any two float32 runs), so each channels-last gradient
+    # must be as close to the exact one as the contiguous model's own, within 10x.
+    _, exact = testing.gradients(copy.deepcopy(pt_model).double(), x.astype(np.float64),
+                                 upstream.astype(np.float64), training=False)
+    assert grads.keys() == expected_grads.keys() == exact.keys()
+    for tensor, value in exact.items():
+        noise = testing.max_relative_error(expected_grads[tensor], value)
+        assert testing.max_relative_error(grads[tensor], value) <= 10 * noise + 1e-6, tensor
+    with torch.no_grad():  # a channels_last input as well as the contiguous one above
+        y = fast(testing.to_framework(x, "pytorch").contiguous(memory_format=torch.channels_last))
+    assert testing.max_relative_error(testing.from_framework(y, "pytorch"), expected) <= 1e-5
+    # Export reads the strided weights as their canonical values; import writes into them in place.
+    state = testing.canonical_state(fast)
+    assert state.keys() == testing.canonical_state(plain).keys()
+    for tensor, value in testing.canonical_state(plain).items():
+        np.testing.assert_array_equal(state[tensor], value, err_msg=tensor)
+    path = save_portable(fast, tmp_path / "cl.safetensors")
+    target = build_from_neutral_config(name, config, "pytorch").to(memory_format=torch.channels_last)
+    with interchange.open_checkpoint(path) as ckpt:
+        load_into(target, ckpt)
+    assert strided(target), "loading kept the model's memory format"
+    assert testing.max_relative_error(testing.forward(target.eval(), x), expected) <= 1e-5
 
 
 def test_config_round_trip(pair):
