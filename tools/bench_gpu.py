@@ -4,6 +4,7 @@ For a machine with a CUDA GPU (installs nothing; needs torch and timm, e.g. the 
 tools/make_bench_env.sh)::
 
     python tools/bench_gpu.py --json gpu.json                     # batch 128, 224x224, 20 trials
+    python tools/bench_gpu.py --channels-last --modes infer       # CNNs in channels_last memory
     python tools/bench_gpu.py --device cpu --batch 2 --size 64 --trials 1 --no-compile   # a CPU dry-run
 
 Per model, mode (inference under ``torch.inference_mode()``; one training step: forward,
@@ -53,6 +54,10 @@ def bench_model(name: str, mode: str, compiled: bool, args: argparse.Namespace, 
     reference, control, ours, note = timm_and_ours(pair, args.size, device=str(device))
     models = {f"timm {pair.timm_name}": reference, f"timm {pair.timm_name} (self-vs-self control)": control,
               f"deepvision {name}": ours}
+    # timm's benchmark convention: CNNs (not ViTs) and their input in channels_last memory, all alike.
+    channels_last = args.channels_last and not name.startswith("ViT")
+    if channels_last:
+        models = {label: model.to(memory_format=torch.channels_last) for label, model in models.items()}
     dtype = torch.bfloat16 if device.type == "cuda" or args.bf16_on_cpu else None
     autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else None
     runners = {}
@@ -66,12 +71,14 @@ def bench_model(name: str, mode: str, compiled: bool, args: argparse.Namespace, 
             runners[label] = torch_infer_runner(model, autocast=autocast)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     x = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     first_call_s = _compile_all(runners, x, sync)
     times = measure(runners, dict.fromkeys(runners, x), args.trials, args.warmup, sync=sync)
     reference_label = next(iter(runners))
     title = (f"### {name}, {'one training step (AdamW)' if mode == 'train' else 'inference'}, "
              f"{'torch.compile' if compiled else 'eager'}, {'bf16 autocast' if dtype else 'float32'}, "
-             f"batch {args.batch}, {args.size}x{args.size}")
+             f"batch {args.batch}, {args.size}x{args.size}{', channels_last' if channels_last else ''}")
     first = ", ".join(f"{label}: {s:.1f} s" for label, s in first_call_s.items())
     table = [title, f"_{note}_", f"first call (compilation): {first}", "",
              *ratio_table(times, reference_label, args.batch), ""]
@@ -79,8 +86,8 @@ def bench_model(name: str, mode: str, compiled: bool, args: argparse.Namespace, 
     del runners, models, reference, control, ours
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return {"model": name, "mode": mode, "compiled": compiled, "note": note, "times": times,
-            "first_call_s": first_call_s, "ratio_median_q1_q3": ratio, "markdown": "\n".join(table)}
+    return {"model": name, "mode": mode, "compiled": compiled, "channels_last": channels_last, "note": note,
+            "times": times, "first_call_s": first_call_s, "ratio_median_q1_q3": ratio, "markdown": "\n".join(table)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=20, help="interleaved timed trials (default 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds after the first call (default 3)")
     parser.add_argument("--no-compile", action="store_true", help="eager only (no torch.compile runs)")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="CNNs and their input in torch.channels_last memory (timm's benchmark convention)")
     parser.add_argument("--bf16-on-cpu", action="store_true", help="bf16 autocast on --device cpu too")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
@@ -125,10 +134,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(result["markdown"], flush=True)
                 results.append(result)
     print("## Summary: deepvision / timm throughput (median of per-trial ratios)\n")
-    print("| model | mode | compile | ratio | IQR |\n|---|---|---|---|---|")
+    print("| model | mode | compile | channels_last | ratio | IQR |\n|---|---|---|---|---|---|")
     for r in results:
         mid, q1, q3 = r["ratio_median_q1_q3"]
-        print(f"| {r['model']} | {r['mode']} | {'yes' if r['compiled'] else 'no'} | {mid:.3f} | {q1:.3f} .. {q3:.3f} |")
+        flags = " | ".join("yes" if r[key] else "no" for key in ("compiled", "channels_last"))
+        print(f"| {r['model']} | {r['mode']} | {flags} | {mid:.3f} | {q1:.3f} .. {q3:.3f} |")
     if args.json:
         payload = {**header, "results": [{k: v for k, v in r.items() if k != "markdown"} for r in results]}
         args.json.write_text(json.dumps(payload, indent=1))

@@ -35,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import measure, ratio_table  # noqa: E402  (the one timer of tools/bench_*.py)
+from _bench import measure, ratio_stats, ratio_table  # noqa: E402  (the one timer of tools/bench_*.py)
 
 
 @dataclass(frozen=True)
@@ -168,8 +168,23 @@ def _table(title: str, note: str, times: dict[str, list[float]], reference: str,
     return "\n".join(lines)
 
 
-def pt_section(models: list[str], batches: list[int], size: int, trials: int, warmup: int, train: bool) -> list[str]:
-    """PyTorch inference (or one training step) of deepvision vs timm, one table per model and batch."""
+def channels_last_copy(model: Any) -> Any:
+    """A copy of ``model`` whose 4-D weights use ``torch.channels_last`` memory (the same numbers)."""
+    import copy
+
+    import torch
+
+    return copy.deepcopy(model).to(memory_format=torch.channels_last)
+
+
+def pt_section(models: list[str], batches: list[int], size: int, trials: int, warmup: int, train: bool,
+               channels_last: bool = False) -> list[str]:
+    """PyTorch inference (or one training step) of deepvision vs timm, one table per model and batch.
+
+    With ``channels_last``, the CNNs (not the ViTs) are also timed as ``torch.channels_last`` copies on
+    a ``channels_last`` input, in the same interleaved trials, and each table gets one more line:
+    deepvision vs timm with both in that memory format.
+    """
     import torch
 
     out = []
@@ -177,13 +192,27 @@ def pt_section(models: list[str], batches: list[int], size: int, trials: int, wa
         pair = TIMM_PAIRS[name]
         reference, control, ours, note = timm_and_ours(pair, size)
         ref_label, ctl_label = f"timm {pair.timm_name}", f"timm {pair.timm_name} (self-vs-self control)"
+        ours_label = f"deepvision {name} (PyTorch)"
         make = torch_train_runner if train else torch_infer_runner
-        runners = {ref_label: make(reference), ctl_label: make(control), f"deepvision {name} (PyTorch)": make(ours)}
+        runners = {ref_label: make(reference), ctl_label: make(control), ours_label: make(ours)}
+        cl_pair = None
+        if channels_last and not name.startswith("ViT"):
+            cl_pair = (f"{ref_label}, channels_last", f"{ours_label}, channels_last")
+            runners[cl_pair[0]] = make(channels_last_copy(reference))
+            runners[cl_pair[1]] = make(channels_last_copy(ours))
         for batch in batches:
             x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
-            times = measure(runners, dict.fromkeys(runners, x), trials, warmup)
+            inputs = dict.fromkeys(runners, x)
+            if cl_pair:
+                inputs.update(dict.fromkeys(cl_pair, x.contiguous(memory_format=torch.channels_last)))
+            times = measure(runners, inputs, trials, warmup)
             kind = "one training step (AdamW)" if train else "inference"
-            out.append(_table(f"PyTorch {kind}, {name}, batch {batch}, {size}x{size}", note, times, ref_label, batch))
+            table = _table(f"PyTorch {kind}, {name}, batch {batch}, {size}x{size}", note, times, ref_label, batch)
+            if cl_pair:
+                mid, q1, q3 = ratio_stats(times[cl_pair[0]], times[cl_pair[1]])
+                table += (f"deepvision vs timm, both channels_last: {mid:.3f} ({q1:.3f} .. {q3:.3f}) "
+                          "(median of per-trial throughput ratios, IQR)\n")
+            out.append(table)
             print(out[-1], flush=True)
         del reference, control, ours, runners
     return out
@@ -273,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-batch", type=int, default=8, help="training-step batch size (default 8)")
     parser.add_argument("--size", type=int, default=224, help="image size (default 224)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: all cores)")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="PyTorch CNNs: also time channels_last copies of timm's model and ours")
     args = parser.parse_args(argv)
 
     torch, timm = import_torch_stack()  # before TensorFlow (see import_torch_stack)
@@ -302,10 +333,12 @@ def main(argv: list[str] | None = None) -> int:
           "figures: median of per-trial throughput ratios vs the reference (> 1: faster)\n", flush=True)
     if "pt-infer" in sections:
         print("## PyTorch inference vs timm\n", flush=True)
-        pt_section(pick(PT_INFER_MODELS), batches, args.size, args.trials, args.warmup, train=False)
+        pt_section(pick(PT_INFER_MODELS), batches, args.size, args.trials, args.warmup, train=False,
+                   channels_last=args.channels_last)
     if "pt-train" in sections:
         print("## PyTorch training step vs timm\n", flush=True)
-        pt_section(pick(PT_TRAIN_MODELS), [args.train_batch], args.size, args.trials, args.warmup, train=True)
+        pt_section(pick(PT_TRAIN_MODELS), [args.train_batch], args.size, args.trials, args.warmup, train=True,
+                   channels_last=args.channels_last)
     if "tf-infer" in sections:
         print("## TensorFlow inference vs keras.applications\n", flush=True)
         tf_section(pick(TF_MODELS), batches, args.size, args.trials, args.warmup)
