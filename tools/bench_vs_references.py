@@ -5,6 +5,7 @@ Run it in the environment of ``tools/make_bench_env.sh`` (timm, TensorFlow and t
     bash tools/make_bench_env.sh /work/benchenv
     /work/benchenv/bin/python tools/bench_vs_references.py                       # everything, 20 trials
     /work/benchenv/bin/python tools/bench_vs_references.py --sections pt-infer --models ViTS16 --trials 30
+    /work/benchenv/bin/python tools/bench_vs_references.py --sections pt-infer,pt-train --channels-last
 
 Sections (each a Markdown table per model and batch size; trials interleaved by ``tools/_bench.measure``,
 figures are medians of per-trial throughput ratios against the reference, > 1: faster than it, and
