@@ -51,9 +51,7 @@ class ConvNeXtBlockPT(nn.Module):
         x = self.mlp(self.norm(x)).permute(0, 3, 1, 2)
         if self.layer_scale is not None:
             x = self.layer_scale(x)
-        # Branch first: the sum takes the branch's memory layout (channels-last after the permute back),
-        # so the next block's conv, permute and LayerNorm run without copies, as in timm.
-        return self.drop_path(x) + inputs
+        return inputs + self.drop_path(x)
 
     def get_config(self) -> dict:
         return {name: getattr(self, name) for name in CONVNEXT_BLOCK_ARGUMENTS}
