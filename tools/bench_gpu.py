@@ -55,7 +55,7 @@ def bench_model(name: str, mode: str, compiled: bool, args: argparse.Namespace, 
     models = {f"timm {pair.timm_name}": reference, f"timm {pair.timm_name} (self-vs-self control)": control,
               f"deepvision {name}": ours}
     # timm's benchmark convention: CNNs (not ViTs) and their input in channels_last memory, all alike.
-    channels_last = args.channels_last and not name.startswith("ViT")
+    channels_last = args.channels_last and not pair.is_vit
     if channels_last:
         models = {label: model.to(memory_format=torch.channels_last) for label, model in models.items()}
     dtype = torch.bfloat16 if device.type == "cuda" or args.bf16_on_cpu else None

@@ -47,6 +47,11 @@ class Pair:
     timm_name: str
     same_network: bool = True  # False: a different network, reported beside ours, never checked
 
+    @property
+    def is_vit(self) -> bool:
+        """A Vision Transformer: takes timm's ``img_size``, and is left out of channels_last timing."""
+        return self.ours.startswith("ViT")
+
 
 TIMM_PAIRS = {
     "ViTS16": Pair("ViTS16", "vit_small_patch16_224"),
@@ -85,7 +90,7 @@ def timm_and_ours(pair: Pair, size: int, device: str = "cpu") -> tuple[Any, Any,
     import deepvision
     from deepvision import testing
 
-    kwargs = {"img_size": size} if pair.ours.startswith("ViT") else {}
+    kwargs = {"img_size": size} if pair.is_vit else {}
     torch.manual_seed(0)
     reference = timm.create_model(pair.timm_name, pretrained=False, **kwargs).eval()
     control = timm.create_model(pair.timm_name, pretrained=False, **kwargs).eval()
@@ -197,7 +202,7 @@ def pt_section(models: list[str], batches: list[int], size: int, trials: int, wa
         make = torch_train_runner if train else torch_infer_runner
         runners = {ref_label: make(reference), ctl_label: make(control), ours_label: make(ours)}
         cl_pair = None
-        if channels_last and not name.startswith("ViT"):
+        if channels_last and not pair.is_vit:
             cl_pair = (f"{ref_label}, channels_last", f"{ours_label}, channels_last")
             runners[cl_pair[0]] = make(channels_last_copy(reference))
             runners[cl_pair[1]] = make(channels_last_copy(ours))
